@@ -1,0 +1,389 @@
+//! Test support: a real dynalite server, a fault-injecting DynamoDB proxy, Kinesis events built in
+//! Lambda's wire format.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::{HashMap, HashSet};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::{Value, json};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A dynalite server (in memory) on a free loopback port, killed on drop.
+pub struct Dynalite {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Dynalite {
+    pub fn start() -> Dynalite {
+        let cli = repo_root().join("node_modules/dynalite/cli.js");
+        assert!(
+            cli.exists(),
+            "{} is missing: run `npm ci` in the repository root (the test command does)",
+            cli.display()
+        );
+        let port = free_port();
+        let child = Command::new("node")
+            .arg(&cli)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--createTableMs",
+                "0",
+                "--deleteTableMs",
+                "0",
+                "--updateTableMs",
+                "0",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node starts dynalite");
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let started = Instant::now();
+        while TcpStream::connect(address).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "dynalite did not open port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Dynalite {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Dynalite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An SDK client for a local endpoint.
+pub fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// Creates the orders table (pk `customer_id`, sk `order_id`).
+pub async fn create_orders_table(client: &aws_sdk_dynamodb::Client, table: &str) {
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(table)
+        .key_schema(key("customer_id", KeyType::Hash))
+        .key_schema(key("order_id", KeyType::Range))
+        .attribute_definitions(attribute("customer_id"))
+        .attribute_definitions(attribute("order_id"))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create table");
+}
+
+/// Every item of a table, keyed by `(customer_id, order_id)`.
+pub async fn scan_all(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> HashMap<(String, String), HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    let mut items = HashMap::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        for item in page.items.unwrap_or_default() {
+            let key = (
+                item["customer_id"].as_s().unwrap().clone(),
+                item["order_id"].as_s().unwrap().clone(),
+            );
+            items.insert(key, item);
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
+/// One record for a Kinesis event: data bytes, sequence number, arrival time (seconds).
+pub struct RecordSpec {
+    pub data: Vec<u8>,
+    pub sequence_number: String,
+    pub arrival_seconds: f64,
+}
+
+/// A Kinesis event as Lambda delivers it (JSON), decoded with aws_lambda_events.
+pub fn kinesis_event(records: &[RecordSpec]) -> KinesisEvent {
+    let records: Vec<Value> = records
+        .iter()
+        .map(|record| {
+            json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": "pk",
+                    "sequenceNumber": record.sequence_number,
+                    "data": base64::engine::general_purpose::STANDARD.encode(&record.data),
+                    "approximateArrivalTimestamp": record.arrival_seconds
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("shardId-000000000003:{}", record.sequence_number),
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/consumer",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/orders"
+            })
+        })
+        .collect();
+    let text = json!({ "Records": records }).to_string();
+    serde_json::from_str::<orderflow_consumer::OrderRecordsEvent>(&text)
+        .expect("a valid Kinesis event")
+        .0
+}
+
+/// A Kinesis-like sequence number for position `n` (56 digits, increasing).
+pub fn sequence_number(n: usize) -> String {
+    format!("4959033827149025660855969253836157109592157598913{n:07}")
+}
+
+/// Faults the proxy injects into `BatchWriteItem` calls.
+#[derive(Clone, Default)]
+pub struct Faults {
+    /// Every n-th `BatchWriteItem` call is answered 400 ProvisionedThroughputExceededException.
+    pub throttle_every: Option<usize>,
+    /// Every n-th `BatchWriteItem` call is answered 500 InternalServerError.
+    pub error_every: Option<usize>,
+    /// Of every forwarded call, only the first half of the items (rounded up) is written; the
+    /// rest comes back as UnprocessedItems.
+    pub halve: bool,
+    /// Items of these customers are never written: always UnprocessedItems.
+    pub poison_customers: HashSet<String>,
+}
+
+/// What the proxy did, for assertions that the faults really happened.
+#[derive(Default)]
+pub struct ProxyCounts {
+    pub batch_calls: AtomicUsize,
+    pub throttled: AtomicUsize,
+    pub errors: AtomicUsize,
+    pub unprocessed_items: AtomicUsize,
+}
+
+/// A DynamoDB proxy in front of dynalite that injects throttling, 500s and UnprocessedItems.
+pub struct FaultProxy {
+    pub endpoint: String,
+    pub counts: Arc<ProxyCounts>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+struct ProxyState {
+    upstream: String,
+    http: reqwest::Client,
+    faults: Faults,
+    counts: Arc<ProxyCounts>,
+}
+
+impl FaultProxy {
+    pub async fn start(upstream: &str, faults: Faults) -> FaultProxy {
+        let counts = Arc::new(ProxyCounts::default());
+        let state = Arc::new(ProxyState {
+            upstream: upstream.to_owned(),
+            http: reqwest::Client::new(),
+            faults,
+            counts: counts.clone(),
+        });
+        let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
+            let state = state.clone();
+            async move { proxy(&state, headers, body).await }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        FaultProxy {
+            endpoint,
+            counts,
+            server,
+        }
+    }
+}
+
+fn aws_error(status: StatusCode, kind: &str) -> Response {
+    let body = json!({ "__type": format!("com.amazonaws.dynamodb.v20120810#{kind}"), "message": "injected by the test proxy" });
+    (
+        status,
+        [("content-type", "application/x-amz-json-1.0")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn proxy(state: &ProxyState, headers: HeaderMap, body: Bytes) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let mut held_back: Vec<(String, Value)> = Vec::new();
+    let mut body = body.to_vec();
+    if target.ends_with(".BatchWriteItem") {
+        let call = state.counts.batch_calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if state.faults.throttle_every.is_some_and(|n| call % n == 0) {
+            state.counts.throttled.fetch_add(1, Ordering::SeqCst);
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                "ProvisionedThroughputExceededException",
+            );
+        }
+        if state.faults.error_every.is_some_and(|n| call % n == 0) {
+            state.counts.errors.fetch_add(1, Ordering::SeqCst);
+            return aws_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError");
+        }
+        let mut request: Value = serde_json::from_slice(&body).unwrap();
+        for (table, requests) in request["RequestItems"].as_object_mut().unwrap() {
+            let all = std::mem::take(requests.as_array_mut().unwrap());
+            let keep_count = if state.faults.halve {
+                all.len().div_ceil(2)
+            } else {
+                all.len()
+            };
+            let mut kept = Vec::new();
+            for (index, write) in all.into_iter().enumerate() {
+                let customer = write["PutRequest"]["Item"]["customer_id"]["S"]
+                    .as_str()
+                    .unwrap_or("");
+                if index >= keep_count || state.faults.poison_customers.contains(customer) {
+                    held_back.push((table.clone(), write));
+                } else {
+                    kept.push(write);
+                }
+            }
+            *requests = Value::Array(kept);
+        }
+        // DynamoDB rejects an empty request list; drop tables with nothing left.
+        request["RequestItems"]
+            .as_object_mut()
+            .unwrap()
+            .retain(|_, v| !v.as_array().unwrap().is_empty());
+        if request["RequestItems"].as_object().unwrap().is_empty() {
+            state
+                .counts
+                .unprocessed_items
+                .fetch_add(held_back.len(), Ordering::SeqCst);
+            return batch_answer(json!({ "UnprocessedItems": {} }), held_back);
+        }
+        body = serde_json::to_vec(&request).unwrap();
+    }
+    let mut forward = state.http.post(&state.upstream).body(body);
+    for (name, value) in &headers {
+        if name != "host" && name != "content-length" {
+            forward = forward.header(name, value);
+        }
+    }
+    let answer = forward.send().await.expect("dynalite answers");
+    let status = answer.status();
+    let content_type = answer.headers().get("content-type").cloned();
+    let bytes = answer.bytes().await.unwrap();
+    if target.ends_with(".BatchWriteItem") && status.is_success() {
+        state
+            .counts
+            .unprocessed_items
+            .fetch_add(held_back.len(), Ordering::SeqCst);
+        return batch_answer(serde_json::from_slice(&bytes).unwrap(), held_back);
+    }
+    let mut response = (
+        StatusCode::from_u16(status.as_u16()).unwrap(),
+        bytes.to_vec(),
+    )
+        .into_response();
+    if let Some(content_type) = content_type {
+        response.headers_mut().insert(
+            "content-type",
+            content_type.to_str().unwrap().parse().unwrap(),
+        );
+    }
+    response
+}
+
+/// A BatchWriteItem answer with the held-back requests added to UnprocessedItems.
+fn batch_answer(mut answer: Value, held_back: Vec<(String, Value)>) -> Response {
+    if answer.get("UnprocessedItems").is_none() {
+        answer["UnprocessedItems"] = json!({});
+    }
+    for (table, write) in held_back {
+        let list = answer["UnprocessedItems"]
+            .as_object_mut()
+            .unwrap()
+            .entry(table)
+            .or_insert_with(|| json!([]));
+        list.as_array_mut().unwrap().push(write);
+    }
+    (
+        StatusCode::OK,
+        [("content-type", "application/x-amz-json-1.0")],
+        answer.to_string(),
+    )
+        .into_response()
+}

@@ -1,0 +1,294 @@
+//! Fake orders for load tests, the local twin and tests: realistic values from the `fake` crate,
+//! unique order ids, and fully reproducible from a seed (same seed and `now`, same orders).
+//!
+//! [`OrderGenerator::invalid_order`] makes orders that break one stated rule each, to exercise the
+//! error paths end to end.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Duration, Utc};
+use fake::Fake;
+use fake::faker::address::en::{
+    BuildingNumber, CityName, CountryName, StateName, StreetName, ZipCode,
+};
+use fake::faker::lorem::en::Word;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use rust_decimal::Decimal;
+
+use crate::order::{
+    Amount, ItemDetails, Order, PaymentType, ProductLine, PurchaseDetails, ShippingAddress, Status,
+};
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratorConfig {
+    /// Seed of the random stream.
+    pub seed: u64,
+    /// Size of the customer pool (`user00000` ...).
+    pub customers: u32,
+    /// `order_date` is spread uniformly over the `days` days before `now` (0: all at `now`).
+    pub days: u32,
+    /// The latest possible `order_date`.
+    pub now: DateTime<Utc>,
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        GeneratorConfig {
+            seed: 0,
+            customers: 1_000,
+            days: 30,
+            now: Utc::now(),
+        }
+    }
+}
+
+/// A seeded stream of fake orders.
+pub struct OrderGenerator {
+    rng: StdRng,
+    config: GeneratorConfig,
+    counter: u64,
+}
+
+/// One deliberately invalid order and the rule it breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidSample {
+    /// The encoded (invalid) order.
+    pub body: Vec<u8>,
+    /// The rule it breaks, e.g. `/purchase_details/amount: more than 2 decimal places`.
+    pub reason: &'static str,
+}
+
+/// Colour names as shops spell them (the `fake` crate only makes colour codes).
+const COLORS: [&str; 16] = [
+    "Azure",
+    "Black",
+    "Crimson",
+    "Ivory",
+    "Navy",
+    "Olive",
+    "Teal",
+    "White",
+    "Charcoal",
+    "Coral",
+    "Mint",
+    "Mustard",
+    "Burgundy",
+    "Sand",
+    "Sky Blue",
+    "Forest Green",
+];
+const SIZES: [&str; 8] = ["XS", "S", "M", "L", "XL", "XXL", "38", "42"];
+const CURRENCIES: [&str; 5] = ["USD", "EUR", "GBP", "BRL", "JPY"];
+/// Relative weights of the statuses, in [`Status::ALL`] order.
+const STATUS_WEIGHTS: [u32; 7] = [20, 15, 20, 15, 22, 5, 3];
+
+impl OrderGenerator {
+    /// A generator; two with the same config produce the same orders.
+    pub fn new(config: GeneratorConfig) -> Self {
+        OrderGenerator {
+            rng: StdRng::seed_from_u64(config.seed),
+            config,
+            counter: 0,
+        }
+    }
+
+    /// The next order id: unique within this generator (a bijection of the counter), and
+    /// practically unique across seeds.
+    fn next_order_id(&mut self) -> String {
+        let n = self.counter;
+        self.counter += 1;
+        format!(
+            "o{:016x}",
+            mix64(n.wrapping_add(self.config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+        )
+    }
+
+    /// The next valid order.
+    pub fn next_order(&mut self) -> Order<'static> {
+        let order_id = self.next_order_id();
+        let rng = &mut self.rng;
+        let customer = rng.random_range(0..self.config.customers.max(1));
+        let span_micros = i64::from(self.config.days) * 86_400_000_000;
+        let back = if span_micros > 0 {
+            rng.random_range(0..span_micros)
+        } else {
+            0
+        };
+        let order_date = self.config.now - Duration::microseconds(back);
+
+        let line_count = rng.random_range(1..=5usize);
+        let mut total_cents: i64 = 0;
+        let product_details = (0..line_count)
+            .map(|_| {
+                let quantity: u16 = rng.random_range(1..=5);
+                total_cents += i64::from(quantity) * rng.random_range(99..=49_999i64);
+                let words: u32 = rng.random_range(1..=2);
+                let name = (0..words)
+                    .map(|_| Word().fake_with_rng::<String, _>(rng))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                ProductLine {
+                    product_id: Cow::Owned(format!("p{:05}", rng.random_range(0..5_000u32))),
+                    name: Cow::Owned(name),
+                    quantity,
+                    item_details: ItemDetails {
+                        color: Cow::Borrowed(COLORS[rng.random_range(0..COLORS.len())]),
+                        size: Cow::Borrowed(SIZES[rng.random_range(0..SIZES.len())]),
+                    },
+                }
+            })
+            .collect();
+
+        let payment_type = PaymentType::ALL[rng.random_range(0..PaymentType::ALL.len())];
+        let instalments = match payment_type {
+            PaymentType::CreditCard => rng.random_range(1..=12),
+            _ => 1,
+        };
+        let street = format!(
+            "{} {}",
+            BuildingNumber().fake_with_rng::<String, _>(rng),
+            StreetName().fake_with_rng::<String, _>(rng)
+        );
+        Order {
+            customer_id: Cow::Owned(format!("user{customer:05}")),
+            order_id: Cow::Owned(order_id),
+            order_date,
+            status: weighted_status(rng),
+            shipping_address: ShippingAddress {
+                street: Cow::Owned(street),
+                city: Cow::Owned(CityName().fake_with_rng(rng)),
+                state: Cow::Owned(StateName().fake_with_rng(rng)),
+                zip: Cow::Owned(ZipCode().fake_with_rng(rng)),
+                country: Cow::Owned(CountryName().fake_with_rng(rng)),
+            },
+            purchase_details: PurchaseDetails {
+                payment_type,
+                amount: Amount::new(Decimal::new(total_cents, 2)).expect("at most 25 x 499.99"),
+                currency: Cow::Borrowed(CURRENCIES[rng.random_range(0..CURRENCIES.len())]),
+                instalments,
+            },
+            product_details,
+        }
+    }
+
+    /// The next deliberately invalid order: a valid one with exactly one rule broken, chosen
+    /// in turn from a fixed list.
+    pub fn invalid_order(&mut self) -> InvalidSample {
+        let order = self.next_order();
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&order.to_json()).expect("orders serialise to JSON");
+        let kind = self.rng.random_range(0..6u32);
+        let reason = match kind {
+            0 => {
+                json["purchase_details"]["amount"] = serde_json::json!(10.005);
+                "/purchase_details/amount: more than 2 decimal places"
+            }
+            1 => {
+                json["status"] = "lost".into();
+                "/status: not one of the statuses"
+            }
+            2 => {
+                json.as_object_mut().expect("object").remove("order_id");
+                "/order_id: missing"
+            }
+            3 => {
+                json["customer_id"] = "user with spaces".into();
+                "/customer_id: characters outside A-Z a-z 0-9 _ . : -"
+            }
+            4 => {
+                json["product_details"] = serde_json::json!([]);
+                "/product_details: no lines"
+            }
+            _ => {
+                json["order_date"] = "2024-06-08 18:05:03".into();
+                "/order_date: not RFC 3339 with an offset"
+            }
+        };
+        InvalidSample {
+            body: serde_json::to_vec(&json).expect("serialises"),
+            reason,
+        }
+    }
+}
+
+fn weighted_status(rng: &mut StdRng) -> Status {
+    let total: u32 = STATUS_WEIGHTS.iter().sum();
+    let mut pick = rng.random_range(0..total);
+    for (status, weight) in Status::ALL.iter().zip(STATUS_WEIGHTS) {
+        if pick < weight {
+            return *status;
+        }
+        pick -= weight;
+    }
+    Status::Pending
+}
+
+/// The SplitMix64 finaliser: a bijection on `u64` that scatters consecutive inputs.
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_order;
+    use std::collections::HashSet;
+
+    fn config(seed: u64) -> GeneratorConfig {
+        GeneratorConfig {
+            seed,
+            customers: 50,
+            days: 7,
+            now: DateTime::parse_from_rfc3339("2024-06-08T12:00:00Z")
+                .unwrap()
+                .to_utc(),
+        }
+    }
+
+    #[test]
+    fn same_seed_same_orders_and_all_valid() {
+        let mut a = OrderGenerator::new(config(7));
+        let mut b = OrderGenerator::new(config(7));
+        let mut ids = HashSet::new();
+        for _ in 0..2_000 {
+            let order = a.next_order();
+            assert_eq!(order, b.next_order());
+            let json = order.to_json();
+            let parsed = parse_order(&json)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&json)));
+            assert_eq!(parsed, order);
+            assert!(
+                ids.insert(order.order_id.into_owned()),
+                "order ids are unique"
+            );
+            assert!(order.order_date <= config(7).now);
+            assert!(order.order_date > config(7).now - Duration::days(7));
+        }
+        assert_ne!(
+            OrderGenerator::new(config(8)).next_order(),
+            OrderGenerator::new(config(7)).next_order()
+        );
+    }
+
+    #[test]
+    fn invalid_orders_are_rejected_for_their_stated_reason() {
+        let mut generator = OrderGenerator::new(config(3));
+        let mut reasons = HashSet::new();
+        for _ in 0..200 {
+            let sample = generator.invalid_order();
+            let error = parse_order(&sample.body).expect_err(sample.reason);
+            let field = sample.reason.split(':').next().unwrap();
+            assert!(
+                error.messages("").iter().any(|m| m.starts_with(field)),
+                "{error} vs {}",
+                sample.reason
+            );
+            reasons.insert(sample.reason);
+        }
+        assert_eq!(reasons.len(), 6);
+    }
+}

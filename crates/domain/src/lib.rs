@@ -1,0 +1,36 @@
+//! The orderflow domain core: everything every part must agree on, as pure functions.
+//!
+//! - [`parse_order`]: the one validation rule set (wire format v1), with errors that name the JSON
+//!   pointer and the rule.
+//! - [`Order`] and its parts: the validated order, strings borrowed from the input.
+//! - [`Table`], [`Partition`], [`table_file`]: the four analytics tables as defined in
+//!   `sql/tables.json`, the rows an order becomes and its `year/month/day` partition.
+//! - [`order_item`] (feature `dynamodb`): the DynamoDB item of an order.
+//! - [`OrderGenerator`]: seeded, realistic fake orders (and deliberately invalid ones).
+//! - [`ORDER_SCHEMA_JSON`]: the order's JSON Schema (draft 4, for API Gateway), checked against
+//!   [`parse_order`] by the tests.
+
+mod generate;
+#[cfg(feature = "dynamodb")]
+mod item;
+mod order;
+mod parse;
+mod tables;
+
+pub use generate::{GeneratorConfig, InvalidSample, OrderGenerator};
+#[cfg(feature = "dynamodb")]
+pub use item::{PARTITION_KEY, Provenance, SORT_KEY, order_item};
+pub use order::{
+    Amount, AmountError, ItemDetails, Order, PaymentType, ProductLine, PurchaseDetails,
+    ShippingAddress, Status, format_utc,
+};
+pub use parse::{FieldError, InvalidOrder, MAX_ORDER_BYTES, MAX_PRODUCT_LINES, parse_order};
+pub use tables::{
+    Column, ColumnType, Partition, TABLES_JSON, Table, TableDef, TableFile, decimal_fits,
+    hive_timestamp, table_file,
+};
+
+/// The order's JSON Schema (draft 4), `crates/domain/schema/order.schema.json`: what API Gateway
+/// validates request bodies against. The tests check that it accepts and rejects the same corpus
+/// as [`parse_order`], apart from the documented date cases a schema cannot express.
+pub const ORDER_SCHEMA_JSON: &str = include_str!("../schema/order.schema.json");

@@ -1,0 +1,919 @@
+//! Decoding and validating wire-format orders: the one rule set every part uses.
+//!
+//! [`parse_order`] reads the JSON once, leniently (every field is captured whatever its type),
+//! then checks every rule of `../shared/design.md` section 1 and reports *all* violations, each
+//! naming the JSON pointer of the field and the rule it broke. Messages never contain the offending
+//! value, so they are safe to log.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::order::{
+    Amount, ItemDetails, Order, PaymentType, ProductLine, PurchaseDetails, ShippingAddress, Status,
+};
+
+/// The largest encoded order accepted, in bytes (256 KiB).
+pub const MAX_ORDER_BYTES: usize = 256 * 1024;
+/// The most order lines in one order.
+pub const MAX_PRODUCT_LINES: usize = 100;
+
+/// One broken rule: where (a JSON pointer) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON pointer of the field, relative to the order, e.g. `/product_details/2/quantity`.
+    pub path: String,
+    /// The rule, e.g. `must be an integer from 1 to 10000`.
+    pub rule: String,
+}
+
+impl FieldError {
+    /// The same error under a parent pointer, e.g. `/orders/3` in a batch request.
+    pub fn under(&self, parent: &str) -> FieldError {
+        FieldError {
+            path: format!("{parent}{}", self.path),
+            rule: self.rule.clone(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = if self.path.is_empty() {
+            "/"
+        } else {
+            &self.path
+        };
+        write!(f, "{path}: {}", self.rule)
+    }
+}
+
+/// Why bytes are not a valid order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidOrder {
+    /// Over [`MAX_ORDER_BYTES`].
+    #[error("order is {size} bytes, over the limit of {MAX_ORDER_BYTES} bytes")]
+    TooLarge {
+        /// Size of the input in bytes.
+        size: usize,
+    },
+    /// Not JSON, or JSON that is not an object (the message has a position, never the input).
+    #[error("not a JSON order: {0}")]
+    Malformed(String),
+    /// JSON that breaks one or more rules.
+    #[error("{}", join_errors(.0))]
+    Invalid(Vec<FieldError>),
+}
+
+impl InvalidOrder {
+    /// Every problem as `pointer: rule` lines under `parent` (the root is `/`).
+    pub fn messages(&self, parent: &str) -> Vec<String> {
+        match self {
+            InvalidOrder::Invalid(errors) => errors
+                .iter()
+                .map(|error| error.under(parent).to_string())
+                .collect(),
+            other => {
+                let path = if parent.is_empty() { "/" } else { parent };
+                vec![format!("{path}: {other}")]
+            }
+        }
+    }
+
+    /// A short, stable label for metrics and logs: `too_large`, `malformed` or `invalid`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InvalidOrder::TooLarge { .. } => "too_large",
+            InvalidOrder::Malformed(_) => "malformed",
+            InvalidOrder::Invalid(_) => "invalid",
+        }
+    }
+}
+
+fn join_errors(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Decodes and validates one order from its JSON bytes.
+///
+/// Unknown fields are ignored; the legacy spelling `purchaise_details` is accepted.
+pub fn parse_order(bytes: &[u8]) -> Result<Order<'_>, InvalidOrder> {
+    if bytes.len() > MAX_ORDER_BYTES {
+        return Err(InvalidOrder::TooLarge { size: bytes.len() });
+    }
+    let wire: Nested<WireOrder<'_>> = serde_json::from_slice(bytes)
+        .map_err(|error| InvalidOrder::Malformed(error.to_string()))?;
+    let wire = match wire {
+        Nested::Object(order) => order,
+        Nested::Missing => unreachable!("a top-level value is never missing"),
+        Nested::Wrong(kind) => {
+            return Err(InvalidOrder::Invalid(vec![FieldError {
+                path: String::new(),
+                rule: format!("must be an object (found {kind})"),
+            }]));
+        }
+    };
+    let mut errors = Vec::new();
+    let order = check_order(wire, &mut errors);
+    match order {
+        Some(order) if errors.is_empty() => Ok(order),
+        _ => Err(InvalidOrder::Invalid(errors)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lenient wire model: every field is captured with its JSON type, so validation can say what
+// is wrong instead of stopping at the first type mismatch.
+
+#[derive(Deserialize)]
+struct WireOrder<'a> {
+    #[serde(borrow, default)]
+    customer_id: Json<'a>,
+    #[serde(borrow, default)]
+    order_id: Json<'a>,
+    #[serde(borrow, default)]
+    order_date: Json<'a>,
+    #[serde(borrow, default)]
+    status: Json<'a>,
+    #[serde(borrow, default)]
+    shipping_address: Nested<WireAddress<'a>>,
+    #[serde(borrow, default, alias = "purchaise_details")]
+    purchase_details: Nested<WirePurchase<'a>>,
+    #[serde(borrow, default)]
+    product_details: NestedList<WireLine<'a>>,
+}
+
+#[derive(Deserialize)]
+struct WireAddress<'a> {
+    #[serde(borrow, default)]
+    street: Json<'a>,
+    #[serde(borrow, default)]
+    city: Json<'a>,
+    #[serde(borrow, default)]
+    state: Json<'a>,
+    #[serde(borrow, default)]
+    zip: Json<'a>,
+    #[serde(borrow, default)]
+    country: Json<'a>,
+}
+
+#[derive(Deserialize)]
+struct WirePurchase<'a> {
+    #[serde(borrow, default)]
+    payment_type: Json<'a>,
+    /// Kept as the raw number text so the amount never goes through `f64`.
+    #[serde(borrow, default, deserialize_with = "raw_json")]
+    amount: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    currency: Json<'a>,
+    #[serde(borrow, default)]
+    instalments: Json<'a>,
+}
+
+#[derive(Deserialize)]
+struct WireLine<'a> {
+    #[serde(borrow, default)]
+    product_id: Json<'a>,
+    #[serde(borrow, default)]
+    name: Json<'a>,
+    #[serde(borrow, default)]
+    quantity: Json<'a>,
+    #[serde(borrow, default)]
+    item_details: Nested<WireItemDetails<'a>>,
+}
+
+#[derive(Deserialize)]
+struct WireItemDetails<'a> {
+    #[serde(borrow, default)]
+    color: Json<'a>,
+    #[serde(borrow, default)]
+    size: Json<'a>,
+}
+
+fn raw_json<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
+}
+
+/// The JSON type of a value, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Null,
+    Boolean,
+    Number,
+    String,
+    Array,
+    Object,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Null => "null",
+            Kind::Boolean => "boolean",
+            Kind::Number => "number",
+            Kind::String => "string",
+            Kind::Array => "array",
+            Kind::Object => "object",
+        })
+    }
+}
+
+/// A scalar field as found: its value if it is a string or integer, else only its type.
+#[derive(Default)]
+enum Json<'a> {
+    #[default]
+    Missing,
+    Str(Cow<'a, str>),
+    Unsigned(u64),
+    /// A negative integer, or a number with a fraction or exponent.
+    OtherNumber,
+    Other(Kind),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Json<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct JsonVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for JsonVisitor<'a> {
+            type Value = Json<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Json<'a>, E> {
+                Ok(Json::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Json<'a>, E> {
+                Ok(Json::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Json<'a>, E> {
+                Ok(Json::Str(Cow::Owned(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Json<'a>, E> {
+                Ok(Json::Unsigned(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Json<'a>, E> {
+                Ok(u64::try_from(v).map_or(Json::OtherNumber, Json::Unsigned))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Json<'a>, E> {
+                Ok(Json::OtherNumber)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Json<'a>, E> {
+                Ok(Json::Other(Kind::Boolean))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Json<'a>, E> {
+                Ok(Json::Other(Kind::Null))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'a>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Json::Other(Kind::Array))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'a>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Json::Other(Kind::Object))
+            }
+        }
+        deserializer.deserialize_any(JsonVisitor(PhantomData))
+    }
+}
+
+/// An object field: the object decoded as `T`, or the type found instead.
+#[derive(Default)]
+enum Nested<T> {
+    #[default]
+    Missing,
+    Object(T),
+    Wrong(Kind),
+}
+
+/// An array-of-objects field.
+#[derive(Default)]
+enum NestedList<T> {
+    #[default]
+    Missing,
+    Array(Vec<Nested<T>>),
+    Wrong(Kind),
+}
+
+/// Implements the visitor methods that only record the type of a non-matching value.
+macro_rules! wrong_kinds {
+    ($wrong:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($wrong(Kind::Boolean))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($wrong(Kind::Number))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($wrong(Kind::Number))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($wrong(Kind::Number))
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($wrong(Kind::String))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($wrong(Kind::Null))
+        }
+    };
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Nested<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NestedVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for NestedVisitor<T> {
+            type Value = Nested<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Nested<T>, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(Nested::Object)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Nested<T>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Nested::Wrong(Kind::Array))
+            }
+            wrong_kinds!(Nested::Wrong);
+        }
+        deserializer.deserialize_any(NestedVisitor(PhantomData))
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for NestedList<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ListVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
+            type Value = NestedList<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<NestedList<T>, A::Error> {
+                Vec::<Nested<T>>::deserialize(SeqAccessDeserializer::new(seq))
+                    .map(NestedList::Array)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NestedList<T>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(NestedList::Wrong(Kind::Object))
+            }
+            wrong_kinds!(NestedList::Wrong);
+        }
+        deserializer.deserialize_any(ListVisitor(PhantomData))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rules.
+
+/// Collects errors; paths are only formatted when a rule fails.
+struct Errors<'e>(&'e mut Vec<FieldError>);
+
+impl Errors<'_> {
+    fn push(&mut self, path: impl FnOnce() -> String, rule: impl Into<String>) {
+        self.0.push(FieldError {
+            path: path(),
+            rule: rule.into(),
+        });
+    }
+}
+
+/// The message for a type mismatch.
+fn found(json: &Json<'_>) -> String {
+    match json {
+        Json::Missing => "is required".to_owned(),
+        Json::Str(_) => "string".to_owned(),
+        Json::Unsigned(_) | Json::OtherNumber => "number".to_owned(),
+        Json::Other(kind) => kind.to_string(),
+    }
+}
+
+/// A string of `min..=max` characters, each accepted by `allowed`.
+fn text<'a>(
+    errors: &mut Errors<'_>,
+    json: Json<'a>,
+    path: impl FnOnce() -> String,
+    max: usize,
+    allowed: Option<(fn(char) -> bool, &str)>,
+) -> Option<Cow<'a, str>> {
+    let rule = || match allowed {
+        Some((_, charset)) => format!("must be 1 to {max} characters from {charset}"),
+        None => format!("must be a string of 1 to {max} characters"),
+    };
+    match json {
+        Json::Str(value) => {
+            let length = value.chars().count();
+            let chars_ok = allowed.is_none_or(|(ok, _)| value.chars().all(ok));
+            if (1..=max).contains(&length) && chars_ok {
+                Some(value)
+            } else {
+                errors.push(path, rule());
+                None
+            }
+        }
+        Json::Missing => {
+            errors.push(path, "is required");
+            None
+        }
+        other => {
+            errors.push(path, format!("{} (found {})", rule(), found(&other)));
+            None
+        }
+    }
+}
+
+fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')
+}
+
+const ID_CHARSET: &str = "A-Z a-z 0-9 _ . : -";
+
+fn id<'a>(errors: &mut Errors<'_>, json: Json<'a>, path: &'static str) -> Option<Cow<'a, str>> {
+    text(
+        errors,
+        json,
+        || path.to_owned(),
+        128,
+        Some((is_id_char, ID_CHARSET)),
+    )
+}
+
+/// An integer in `min..=max`.
+fn integer(
+    errors: &mut Errors<'_>,
+    json: Json<'_>,
+    path: impl FnOnce() -> String,
+    min: u64,
+    max: u64,
+) -> Option<u64> {
+    match json {
+        Json::Unsigned(value) if (min..=max).contains(&value) => Some(value),
+        Json::Missing => {
+            errors.push(path, "is required");
+            None
+        }
+        other => {
+            let rule = format!("must be an integer from {min} to {max}");
+            match other {
+                Json::Unsigned(_) | Json::OtherNumber => errors.push(path, rule),
+                other => errors.push(path, format!("{rule} (found {})", found(&other))),
+            }
+            None
+        }
+    }
+}
+
+/// One of a closed set of strings.
+fn choice<T: std::str::FromStr>(
+    errors: &mut Errors<'_>,
+    json: Json<'_>,
+    path: &'static str,
+    choices: impl FnOnce() -> String,
+) -> Option<T> {
+    match json {
+        Json::Str(value) => match value.parse() {
+            Ok(parsed) => Some(parsed),
+            Err(_) => {
+                errors.push(|| path.to_owned(), format!("must be one of {}", choices()));
+                None
+            }
+        },
+        Json::Missing => {
+            errors.push(|| path.to_owned(), "is required");
+            None
+        }
+        other => {
+            let rule = format!("must be one of {} (found {})", choices(), found(&other));
+            errors.push(|| path.to_owned(), rule);
+            None
+        }
+    }
+}
+
+/// The RFC 3339 shape the order date must have: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|+hh:mm|-hh:mm)`,
+/// upper-case `T` and `Z`, 1 to 9 fraction digits. The JSON Schema carries the same pattern.
+fn is_rfc3339_with_offset(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| b[range].iter().all(u8::is_ascii_digit);
+    if b.len() < 20 || !digits(0..4) || b[4] != b'-' || !digits(5..7) || b[7] != b'-' {
+        return false;
+    }
+    if !digits(8..10) || b[10] != b'T' || !digits(11..13) || b[13] != b':' || !digits(14..16) {
+        return false;
+    }
+    if b[16] != b':' || !digits(17..19) || b[17] > b'5' {
+        return false;
+    }
+    let mut rest = &b[19..];
+    if let Some(fraction) = rest.strip_prefix(b".") {
+        let count = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
+        if !(1..=9).contains(&count) {
+            return false;
+        }
+        rest = &fraction[count..];
+    }
+    match rest {
+        [b'Z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => {
+            [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit())
+                && (*h1 < b'2' || (*h1 == b'2' && *h2 <= b'3'))
+                && *m1 <= b'5'
+        }
+        _ => false,
+    }
+}
+
+const DATE_RULE: &str = "must be an RFC 3339 date-time with an offset (Z or +hh:mm)";
+
+fn order_date(errors: &mut Errors<'_>, json: Json<'_>) -> Option<DateTime<Utc>> {
+    let path = || "/order_date".to_owned();
+    match json {
+        Json::Str(value) => {
+            let parsed = is_rfc3339_with_offset(&value)
+                .then(|| DateTime::parse_from_rfc3339(&value).ok())
+                .flatten();
+            match parsed {
+                Some(date) => Some(date.with_timezone(&Utc)),
+                None => {
+                    errors.push(path, DATE_RULE);
+                    None
+                }
+            }
+        }
+        Json::Missing => {
+            errors.push(path, "is required");
+            None
+        }
+        other => {
+            errors.push(path, format!("{DATE_RULE} (found {})", found(&other)));
+            None
+        }
+    }
+}
+
+fn object<T>(
+    errors: &mut Errors<'_>,
+    nested: Nested<T>,
+    path: impl FnOnce() -> String,
+) -> Option<T> {
+    match nested {
+        Nested::Object(value) => Some(value),
+        Nested::Missing => {
+            errors.push(path, "is required");
+            None
+        }
+        Nested::Wrong(kind) => {
+            errors.push(path, format!("must be an object (found {kind})"));
+            None
+        }
+    }
+}
+
+fn check_order<'a>(wire: WireOrder<'a>, list: &mut Vec<FieldError>) -> Option<Order<'a>> {
+    let mut errors = Errors(list);
+    let errors = &mut errors;
+    let customer_id = id(errors, wire.customer_id, "/customer_id");
+    let order_id = id(errors, wire.order_id, "/order_id");
+    let order_date = order_date(errors, wire.order_date);
+    let status = choice::<Status>(errors, wire.status, "/status", Status::choices);
+    let shipping_address = object(errors, wire.shipping_address, || "/shipping_address".into())
+        .and_then(|address| check_address(errors, address));
+    let purchase_details = object(errors, wire.purchase_details, || "/purchase_details".into())
+        .and_then(|purchase| check_purchase(errors, purchase));
+    let product_details = check_lines(errors, wire.product_details);
+    Some(Order {
+        customer_id: customer_id?,
+        order_id: order_id?,
+        order_date: order_date?,
+        status: status?,
+        shipping_address: shipping_address?,
+        purchase_details: purchase_details?,
+        product_details: product_details?,
+    })
+}
+
+fn check_address<'a>(
+    errors: &mut Errors<'_>,
+    wire: WireAddress<'a>,
+) -> Option<ShippingAddress<'a>> {
+    let field = |name: &'static str| move || format!("/shipping_address/{name}");
+    let street = text(errors, wire.street, field("street"), 256, None);
+    let city = text(errors, wire.city, field("city"), 256, None);
+    let state = text(errors, wire.state, field("state"), 256, None);
+    let zip = text(errors, wire.zip, field("zip"), 16, None);
+    let country = text(errors, wire.country, field("country"), 256, None);
+    Some(ShippingAddress {
+        street: street?,
+        city: city?,
+        state: state?,
+        zip: zip?,
+        country: country?,
+    })
+}
+
+fn check_purchase<'a>(
+    errors: &mut Errors<'_>,
+    wire: WirePurchase<'a>,
+) -> Option<PurchaseDetails<'a>> {
+    let payment_type = choice::<PaymentType>(
+        errors,
+        wire.payment_type,
+        "/purchase_details/payment_type",
+        PaymentType::choices,
+    );
+    let amount_path = || "/purchase_details/amount".to_owned();
+    let amount = match wire.amount.map(RawValue::get) {
+        None => {
+            errors.push(amount_path, "is required");
+            None
+        }
+        Some(text) if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => {
+            match Amount::parse_json_number(text) {
+                Ok(amount) => Some(amount),
+                Err(error) => {
+                    errors.push(amount_path, error.to_string());
+                    None
+                }
+            }
+        }
+        Some(text) => {
+            let kind = match text.as_bytes()[0] {
+                b'"' => Kind::String,
+                b'[' => Kind::Array,
+                b'{' => Kind::Object,
+                b'n' => Kind::Null,
+                _ => Kind::Boolean,
+            };
+            errors.push(amount_path, format!("must be a number (found {kind})"));
+            None
+        }
+    };
+    let currency = match wire.currency {
+        Json::Str(code) if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) => {
+            Some(code)
+        }
+        Json::Missing => {
+            errors.push(|| "/purchase_details/currency".into(), "is required");
+            None
+        }
+        _ => {
+            errors.push(
+                || "/purchase_details/currency".into(),
+                "must be three upper-case letters A-Z",
+            );
+            None
+        }
+    };
+    let instalments = integer(
+        errors,
+        wire.instalments,
+        || "/purchase_details/instalments".into(),
+        1,
+        60,
+    );
+    Some(PurchaseDetails {
+        payment_type: payment_type?,
+        amount: amount?,
+        currency: currency?,
+        instalments: u8::try_from(instalments?).ok()?,
+    })
+}
+
+fn check_lines<'a>(
+    errors: &mut Errors<'_>,
+    wire: NestedList<WireLine<'a>>,
+) -> Option<Vec<ProductLine<'a>>> {
+    let path = || "/product_details".to_owned();
+    let lines = match wire {
+        NestedList::Array(lines) if (1..=MAX_PRODUCT_LINES).contains(&lines.len()) => lines,
+        NestedList::Array(_) => {
+            errors.push(path, format!("must have 1 to {MAX_PRODUCT_LINES} lines"));
+            return None;
+        }
+        NestedList::Missing => {
+            errors.push(path, "is required");
+            return None;
+        }
+        NestedList::Wrong(kind) => {
+            errors.push(path, format!("must be an array (found {kind})"));
+            return None;
+        }
+    };
+    let mut checked = Vec::with_capacity(lines.len());
+    let mut all_ok = true;
+    for (index, line) in lines.into_iter().enumerate() {
+        let field = |name: &'static str| move || format!("/product_details/{index}/{name}");
+        let Some(line) = object(errors, line, || format!("/product_details/{index}")) else {
+            all_ok = false;
+            continue;
+        };
+        let product_id = text(errors, line.product_id, field("product_id"), 128, None);
+        let name = text(errors, line.name, field("name"), 256, None);
+        let quantity = integer(errors, line.quantity, field("quantity"), 1, 10_000);
+        let details =
+            object(errors, line.item_details, field("item_details")).and_then(|details| {
+                let item = |name: &'static str| {
+                    move || format!("/product_details/{index}/item_details/{name}")
+                };
+                let color = text(errors, details.color, item("color"), 64, None);
+                let size = text(errors, details.size, item("size"), 16, None);
+                Some(ItemDetails {
+                    color: color?,
+                    size: size?,
+                })
+            });
+        match (product_id, name, quantity, details) {
+            (Some(product_id), Some(name), Some(quantity), Some(item_details)) => {
+                checked.push(ProductLine {
+                    product_id,
+                    name,
+                    quantity: u16::try_from(quantity).ok()?,
+                    item_details,
+                });
+            }
+            _ => all_ok = false,
+        }
+    }
+    all_ok.then_some(checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = r#"{
+      "customer_id": "user3542", "order_id": "o04560",
+      "order_date": "2024-06-08T18:05:03.411937Z", "status": "pending",
+      "shipping_address": {"street": "4 Elm St", "city": "Lake Anna", "state": "Ohio", "zip": "85921", "country": "Peru"},
+      "purchase_details": {"payment_type": "credit_card", "amount": 42.5, "currency": "USD", "instalments": 3},
+      "product_details": [
+        {"product_id": "p00042", "name": "clear", "quantity": 2, "item_details": {"color": "Azure", "size": "M"}}
+      ]
+    }"#;
+
+    fn errors_of(json: &str) -> Vec<String> {
+        match parse_order(json.as_bytes()) {
+            Ok(_) => vec![],
+            Err(error) => error.messages(""),
+        }
+    }
+
+    fn with(field: &str, value: &str) -> String {
+        let mut order: serde_json::Value = serde_json::from_str(VALID).unwrap();
+        let pointer = field.rsplit_once('/').unwrap();
+        let parent = order.pointer_mut(pointer.0).unwrap();
+        parent[pointer.1] = serde_json::from_str(value).unwrap();
+        order.to_string()
+    }
+
+    #[test]
+    fn the_design_example_is_valid_and_borrows() {
+        let order = parse_order(VALID.as_bytes()).unwrap();
+        assert_eq!(order.customer_id, "user3542");
+        assert!(matches!(order.customer_id, Cow::Borrowed(_)));
+        assert_eq!(order.purchase_details.amount.to_fixed2(), "42.50");
+        assert_eq!(order.product_details[0].item_details.size, "M");
+        assert_eq!(
+            crate::order::format_utc(&order.order_date),
+            "2024-06-08T18:05:03.411937Z"
+        );
+    }
+
+    #[test]
+    fn order_date_is_normalised_to_utc() {
+        let order = with("/order_date", r#""2024-06-08T23:30:00-02:00""#);
+        let order = parse_order(order.as_bytes()).unwrap();
+        assert_eq!(
+            crate::order::format_utc(&order.order_date),
+            "2024-06-09T01:30:00Z"
+        );
+    }
+
+    #[test]
+    fn legacy_spelling_is_accepted() {
+        let legacy = VALID.replace("purchase_details", "purchaise_details");
+        assert!(parse_order(legacy.as_bytes()).is_ok());
+        let both = VALID.replace(
+            r#""product_details""#,
+            r#""purchaise_details": {}, "product_details""#,
+        );
+        assert!(errors_of(&both)[0].contains("duplicate field"));
+    }
+
+    #[test]
+    fn every_violation_is_named_by_path_and_rule() {
+        let broken = r#"{"customer_id": "bad id!", "order_date": "2024-06-08 18:05:03",
+            "status": "lost", "shipping_address": {"street": "", "city": 5, "state": "x",
+            "zip": "12345678901234567", "country": "Peru"},
+            "purchaise_details": {"payment_type": "cheque", "amount": 1.005, "currency": "usd",
+            "instalments": 0},
+            "product_details": [{"product_id": "p", "name": "n", "quantity": 2.5,
+            "item_details": {"color": "red"}}, 7]}"#;
+        assert_eq!(
+            errors_of(broken),
+            vec![
+                "/customer_id: must be 1 to 128 characters from A-Z a-z 0-9 _ . : -",
+                "/order_id: is required",
+                "/order_date: must be an RFC 3339 date-time with an offset (Z or +hh:mm)",
+                "/status: must be one of pending, confirmed, paid, shipped, delivered, cancelled, returned",
+                "/shipping_address/street: must be a string of 1 to 256 characters",
+                "/shipping_address/city: must be a string of 1 to 256 characters (found number)",
+                "/shipping_address/zip: must be a string of 1 to 16 characters",
+                "/purchase_details/payment_type: must be one of debit_card, credit_card, cash, coupon, wallet",
+                "/purchase_details/amount: must have at most 2 decimal places",
+                "/purchase_details/currency: must be three upper-case letters A-Z",
+                "/purchase_details/instalments: must be an integer from 1 to 60",
+                "/product_details/0/quantity: must be an integer from 1 to 10000",
+                "/product_details/0/item_details/size: is required",
+                "/product_details/1: must be an object (found number)",
+            ]
+        );
+    }
+
+    #[test]
+    fn limits_are_inclusive() {
+        assert!(errors_of(&with("/customer_id", &format!("\"{}\"", "a".repeat(128)))).is_empty());
+        assert_eq!(
+            errors_of(&with("/customer_id", &format!("\"{}\"", "a".repeat(129)))).len(),
+            1
+        );
+        assert!(errors_of(&with("/purchase_details/amount", "9999999999.99")).is_empty());
+        assert_eq!(
+            errors_of(&with("/purchase_details/amount", "10000000000.00")),
+            vec!["/purchase_details/amount: must be at most 9999999999.99"]
+        );
+        assert!(errors_of(&with("/purchase_details/instalments", "60")).is_empty());
+        // Characters, not bytes: 16 two-byte characters are a valid zip.
+        assert!(
+            errors_of(&with(
+                "/shipping_address/zip",
+                &format!("\"{}\"", "é".repeat(16))
+            ))
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn non_objects_and_garbage_are_clear_errors() {
+        assert_eq!(
+            errors_of("[1,2]"),
+            vec!["/: must be an object (found array)"]
+        );
+        assert!(
+            errors_of("{")
+                .first()
+                .unwrap()
+                .starts_with("/: not a JSON order: EOF")
+        );
+        assert!(
+            errors_of("\u{0}")
+                .first()
+                .unwrap()
+                .contains("not a JSON order")
+        );
+        let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(MAX_ORDER_BYTES));
+        assert!(matches!(
+            parse_order(huge.as_bytes()),
+            Err(InvalidOrder::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn messages_never_echo_the_value() {
+        let secret = with("/status", r#""s3cr3t-value""#);
+        let secret = secret.replace("user3542", "s3cr3t id");
+        for message in errors_of(&secret) {
+            assert!(!message.contains("s3cr3t"), "{message}");
+        }
+    }
+
+    #[test]
+    fn rfc3339_shape() {
+        for ok in [
+            "2024-06-08T18:05:03Z",
+            "2024-06-08T18:05:03.1+05:30",
+            "2024-06-08T18:05:03.123456789-23:59",
+        ] {
+            assert!(is_rfc3339_with_offset(ok), "{ok}");
+        }
+        for bad in [
+            "2024-06-08T18:05:03",
+            "2024-06-08t18:05:03Z",
+            "2024-06-08 18:05:03Z",
+            "2024-06-08T18:05:60Z",
+            "2024-06-08T18:05:03.Z",
+            "2024-06-08T18:05:03.1234567890Z",
+            "2024-06-08T18:05:03+24:00",
+            "2024-06-08T18:05:03+0100",
+        ] {
+            assert!(!is_rfc3339_with_offset(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,520 @@
+//! The four analytics tables: their definition (read from `sql/tables.json`, the one source of
+//! truth), the rows an order becomes, and the Hive partition of an order.
+//!
+//! Rows are written as newline-delimited JSON in the shape Firehose's Hive JSON SerDe reads:
+//! timestamps as `yyyy-mm-dd hh:mm:ss[.f]` (what `java.sql.Timestamp::valueOf` parses), dates as
+//! `yyyy-mm-dd`, decimals as exact JSON numbers with their scale.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Datelike, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::order::{Order, exact_number};
+
+/// The table file's text, embedded at build time from `sql/tables.json`.
+pub const TABLES_JSON: &str = include_str!("../../../sql/tables.json");
+
+/// The parsed table file (`sql/tables.json`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TableFile {
+    /// Glue database name prefix; the environment name follows it (`orderflow_prod`).
+    pub database_prefix: String,
+    /// Partition columns shared by every table, in path order.
+    pub partition_keys: Vec<Column>,
+    /// The tables.
+    pub tables: Vec<TableDef>,
+}
+
+/// One table of the table file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TableDef {
+    /// Table name (underscores only).
+    pub name: String,
+    /// What one row is.
+    pub comment: String,
+    /// Data columns in file order (partition columns excluded).
+    pub columns: Vec<Column>,
+}
+
+/// A column: name and Glue/Hive type.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Column {
+    /// Column name.
+    pub name: String,
+    /// Glue/Hive type name, e.g. `string`, `decimal(12,2)`.
+    #[serde(rename = "type")]
+    pub column_type: ColumnType,
+    /// Optional description.
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// The column types the tables use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// `string`
+    String,
+    /// `int` (32-bit signed)
+    Int,
+    /// `date`
+    Date,
+    /// `timestamp` (no zone; UTC by convention)
+    Timestamp,
+    /// `decimal(precision,scale)`
+    Decimal {
+        /// Total digits.
+        precision: u8,
+        /// Digits after the point.
+        scale: u8,
+    },
+}
+
+impl FromStr for ColumnType {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "string" => Ok(ColumnType::String),
+            "int" => Ok(ColumnType::Int),
+            "date" => Ok(ColumnType::Date),
+            "timestamp" => Ok(ColumnType::Timestamp),
+            _ => {
+                let inner = text
+                    .strip_prefix("decimal(")
+                    .and_then(|rest| rest.strip_suffix(')'))
+                    .ok_or_else(|| format!("unsupported column type `{text}`"))?;
+                let (precision, scale) = inner
+                    .split_once(',')
+                    .and_then(|(p, s)| Some((p.trim().parse().ok()?, s.trim().parse().ok()?)))
+                    .ok_or_else(|| format!("bad decimal type `{text}`"))?;
+                Ok(ColumnType::Decimal { precision, scale })
+            }
+        }
+    }
+}
+
+impl fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ColumnType::String => f.write_str("string"),
+            ColumnType::Int => f.write_str("int"),
+            ColumnType::Date => f.write_str("date"),
+            ColumnType::Timestamp => f.write_str("timestamp"),
+            ColumnType::Decimal { precision, scale } => write!(f, "decimal({precision},{scale})"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ColumnType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl ColumnType {
+    /// Whether a JSON value is of this type exactly as the Hive JSON SerDe would read it, with no
+    /// coercion: a string for `string`, an integer in range for `int`, `yyyy-mm-dd` for `date`,
+    /// `yyyy-mm-dd hh:mm:ss[.fffffffff]` for `timestamp`, and a number that fits for `decimal`.
+    /// `null` is accepted for every type (a missing value).
+    pub fn accepts(&self, value: &serde_json::Value) -> bool {
+        use serde_json::Value;
+        match (self, value) {
+            (_, Value::Null) => true,
+            (ColumnType::String, Value::String(_)) => true,
+            (ColumnType::Int, Value::Number(n)) => {
+                n.as_i64().is_some_and(|v| i32::try_from(v).is_ok())
+            }
+            (ColumnType::Date, Value::String(s)) => {
+                chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() && s.len() == 10
+            }
+            (ColumnType::Timestamp, Value::String(s)) => {
+                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").is_ok()
+            }
+            (ColumnType::Decimal { precision, scale }, Value::Number(n)) => {
+                let text = n.to_string();
+                decimal_fits(&text, *precision, *scale)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether decimal text fits `decimal(precision, scale)` without rounding.
+pub fn decimal_fits(text: &str, precision: u8, scale: u8) -> bool {
+    let Ok(value) = rust_decimal::Decimal::from_str_exact(text) else {
+        return false;
+    };
+    let value = value.normalize();
+    let integer_digits = value
+        .trunc()
+        .abs()
+        .to_string()
+        .trim_start_matches('0')
+        .len();
+    value.scale() <= u32::from(scale) && integer_digits <= usize::from(precision - scale)
+}
+
+static TABLE_FILE: LazyLock<TableFile> =
+    LazyLock::new(|| serde_json::from_str(TABLES_JSON).expect("sql/tables.json is valid (tested)"));
+
+/// The table file, parsed once.
+pub fn table_file() -> &'static TableFile {
+    &TABLE_FILE
+}
+
+/// The four tables the transformers feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// One row per order.
+    Orders,
+    /// One row per order line.
+    ProductDetails,
+    /// One row per order: payment.
+    PurchaseDetails,
+    /// One row per order: shipping address.
+    ShippingAddresses,
+}
+
+impl Table {
+    /// All four, in table-file order.
+    pub const ALL: [Table; 4] = [
+        Table::Orders,
+        Table::ProductDetails,
+        Table::PurchaseDetails,
+        Table::ShippingAddresses,
+    ];
+
+    /// The table's name in the table file, Glue and SQL.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Table::Orders => "orders",
+            Table::ProductDetails => "product_details",
+            Table::PurchaseDetails => "purchase_details",
+            Table::ShippingAddresses => "shipping_addresses",
+        }
+    }
+
+    /// The table's definition from the table file.
+    pub fn definition(self) -> &'static TableDef {
+        table_file()
+            .tables
+            .iter()
+            .find(|table| table.name == self.name())
+            .expect("every Table is in sql/tables.json (tested)")
+    }
+
+    /// Appends the order's rows for this table to `out` as JSON lines; returns how many rows.
+    pub fn write_rows(self, order: &Order<'_>, out: &mut Vec<u8>) -> usize {
+        let ids = (&*order.customer_id, &*order.order_id);
+        match self {
+            Table::Orders => write_line(out, &OrderRow::new(order)),
+            Table::ProductDetails => {
+                for (index, line) in order.product_details.iter().enumerate() {
+                    write_line(
+                        out,
+                        &ProductDetailRow {
+                            customer_id: ids.0,
+                            order_id: ids.1,
+                            line_number: index as u32 + 1,
+                            product_id: &line.product_id,
+                            name: &line.name,
+                            quantity: line.quantity,
+                            color: &line.item_details.color,
+                            size: &line.item_details.size,
+                        },
+                    );
+                }
+                return order.product_details.len();
+            }
+            Table::PurchaseDetails => {
+                let purchase = &order.purchase_details;
+                write_line(
+                    out,
+                    &PurchaseDetailRow {
+                        customer_id: ids.0,
+                        order_id: ids.1,
+                        payment_type: purchase.payment_type.as_str(),
+                        amount: exact_number(&purchase.amount.to_fixed2()),
+                        currency: &purchase.currency,
+                        instalments: purchase.instalments,
+                    },
+                );
+            }
+            Table::ShippingAddresses => {
+                let address = &order.shipping_address;
+                write_line(
+                    out,
+                    &ShippingAddressRow {
+                        customer_id: ids.0,
+                        order_id: ids.1,
+                        country: &address.country,
+                        state: &address.state,
+                        city: &address.city,
+                        street: &address.street,
+                        zip: &address.zip,
+                    },
+                );
+            }
+        }
+        1
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Table {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        Table::ALL
+            .into_iter()
+            .find(|table| table.name() == text)
+            .ok_or_else(|| format!("unknown table `{text}` (expected one of orders, product_details, purchase_details, shipping_addresses)"))
+    }
+}
+
+fn write_line(out: &mut Vec<u8>, row: &impl Serialize) {
+    serde_json::to_writer(&mut *out, row).expect("rows always serialise");
+    out.push(b'\n');
+}
+
+/// A row of `orders`.
+#[derive(Serialize)]
+struct OrderRow<'o> {
+    customer_id: &'o str,
+    order_id: &'o str,
+    order_timestamp: String,
+    order_date: String,
+    status: &'static str,
+}
+
+impl<'o> OrderRow<'o> {
+    fn new(order: &'o Order<'_>) -> Self {
+        OrderRow {
+            customer_id: &order.customer_id,
+            order_id: &order.order_id,
+            order_timestamp: hive_timestamp(&order.order_date),
+            order_date: order.order_date.format("%Y-%m-%d").to_string(),
+            status: order.status.as_str(),
+        }
+    }
+}
+
+/// A row of `product_details`.
+#[derive(Serialize)]
+struct ProductDetailRow<'o> {
+    customer_id: &'o str,
+    order_id: &'o str,
+    line_number: u32,
+    product_id: &'o str,
+    name: &'o str,
+    quantity: u16,
+    color: &'o str,
+    size: &'o str,
+}
+
+/// A row of `purchase_details`.
+#[derive(Serialize)]
+struct PurchaseDetailRow<'o> {
+    customer_id: &'o str,
+    order_id: &'o str,
+    payment_type: &'static str,
+    amount: Box<serde_json::value::RawValue>,
+    currency: &'o str,
+    instalments: u8,
+}
+
+/// A row of `shipping_addresses`.
+#[derive(Serialize)]
+struct ShippingAddressRow<'o> {
+    customer_id: &'o str,
+    order_id: &'o str,
+    country: &'o str,
+    state: &'o str,
+    city: &'o str,
+    street: &'o str,
+    zip: &'o str,
+}
+
+/// `yyyy-mm-dd hh:mm:ss[.fraction]` in UTC, the `java.sql.Timestamp::valueOf` form.
+pub fn hive_timestamp(value: &DateTime<Utc>) -> String {
+    value.format("%Y-%m-%d %H:%M:%S%.f").to_string()
+}
+
+/// The Hive partition of an order: `year`, `month`, `day` of `order_date` in UTC, zero-padded.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Partition {
+    /// Four digits.
+    pub year: String,
+    /// Two digits.
+    pub month: String,
+    /// Two digits.
+    pub day: String,
+}
+
+impl Partition {
+    /// The partition of a UTC time.
+    pub fn of(date: &DateTime<Utc>) -> Self {
+        Partition {
+            year: format!("{:04}", date.year()),
+            month: format!("{:02}", date.month()),
+            day: format!("{:02}", date.day()),
+        }
+    }
+
+    /// The key/value pairs in path order, as Firehose's `partitionKeys` metadata carries them.
+    pub fn keys(&self) -> [(&'static str, &str); 3] {
+        [
+            ("year", &self.year),
+            ("month", &self.month),
+            ("day", &self.day),
+        ]
+    }
+
+    /// The Hive path segment `year=2024/month=06/day=08`.
+    pub fn hive_path(&self) -> String {
+        format!("year={}/month={}/day={}", self.year, self.month, self.day)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_order;
+
+    const ORDER: &str = r#"{"customer_id": "c1", "order_id": "o1",
+      "order_date": "2024-06-08T23:30:00.5-02:00", "status": "paid",
+      "shipping_address": {"street": "4 Elm St", "city": "Lake Anna", "state": "Ohio", "zip": "85921", "country": "Peru"},
+      "purchase_details": {"payment_type": "wallet", "amount": 1234567890.1, "currency": "EUR", "instalments": 60},
+      "product_details": [
+        {"product_id": "p1", "name": "a", "quantity": 2, "item_details": {"color": "Azure", "size": "M"}},
+        {"product_id": "p2", "name": "b \"quoted\"", "quantity": 10000, "item_details": {"color": "Red", "size": "XL"}}
+      ]}"#;
+
+    fn rows(table: Table) -> Vec<serde_json::Value> {
+        let order = parse_order(ORDER.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let count = table.write_rows(&order, &mut out);
+        let rows: Vec<_> = out
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| serde_json::from_slice(line).unwrap())
+            .collect();
+        assert_eq!(rows.len(), count);
+        rows
+    }
+
+    #[test]
+    fn the_table_file_defines_exactly_the_four_tables() {
+        let names: Vec<_> = table_file()
+            .tables
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        assert_eq!(names, Table::ALL.map(Table::name));
+        let keys: Vec<_> = table_file()
+            .partition_keys
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(keys, ["year", "month", "day"]);
+        for table in &table_file().tables {
+            let columns: Vec<_> = table.columns.iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(
+                &columns[..2],
+                ["customer_id", "order_id"],
+                "{} joins on both ids",
+                table.name
+            );
+            assert!(
+                table
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_')
+            );
+        }
+    }
+
+    #[test]
+    fn rows_follow_the_table_file_column_for_column() {
+        for table in Table::ALL {
+            for row in rows(table) {
+                let object = row.as_object().unwrap();
+                let columns = &table.definition().columns;
+                let mut names: Vec<_> = object.keys().map(String::as_str).collect();
+                let mut expected: Vec<_> = columns.iter().map(|c| c.name.as_str()).collect();
+                names.sort_unstable();
+                expected.sort_unstable();
+                assert_eq!(names, expected, "{table}");
+                for column in columns {
+                    let value = &object[&column.name];
+                    assert!(!value.is_null(), "{table}.{} is null", column.name);
+                    assert!(
+                        column.column_type.accepts(value),
+                        "{table}.{}: {value}",
+                        column.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn row_values_are_exact() {
+        let orders = rows(Table::Orders);
+        assert_eq!(orders[0]["order_timestamp"], "2024-06-09 01:30:00.500");
+        assert_eq!(orders[0]["order_date"], "2024-06-09");
+        let lines = rows(Table::ProductDetails);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1]["line_number"], 2);
+        assert_eq!(lines[1]["name"], "b \"quoted\"");
+        let order = parse_order(ORDER.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        Table::PurchaseDetails.write_rows(&order, &mut out);
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .contains(r#""amount":1234567890.10,"#)
+        );
+    }
+
+    #[test]
+    fn partition_is_the_utc_day() {
+        let order = parse_order(ORDER.as_bytes()).unwrap();
+        let partition = Partition::of(&order.order_date);
+        assert_eq!(partition.hive_path(), "year=2024/month=06/day=09");
+    }
+
+    #[test]
+    fn column_types_are_strict() {
+        use serde_json::json;
+        let decimal: ColumnType = "decimal(12,2)".parse().unwrap();
+        assert_eq!(
+            decimal,
+            ColumnType::Decimal {
+                precision: 12,
+                scale: 2
+            }
+        );
+        assert_eq!(decimal.to_string(), "decimal(12,2)");
+        assert!(decimal.accepts(&json!(9999999999.99)));
+        assert!(!decimal.accepts(&json!(1.005)));
+        assert!(!decimal.accepts(&json!("1.00")));
+        assert!(!decimal.accepts(&json!(99999999999u64)));
+        assert!(ColumnType::Int.accepts(&json!(5)));
+        assert!(!ColumnType::Int.accepts(&json!(5.5)));
+        assert!(!ColumnType::Int.accepts(&json!(4_000_000_000u64)));
+        assert!(!ColumnType::String.accepts(&json!(5)));
+        assert!(ColumnType::Date.accepts(&json!("2024-06-08")));
+        assert!(!ColumnType::Date.accepts(&json!("2024-6-8")));
+        assert!(ColumnType::Timestamp.accepts(&json!("2024-06-08 18:05:03.411937")));
+        assert!(!ColumnType::Timestamp.accepts(&json!("2024-06-08T18:05:03Z")));
+        assert!("varchar".parse::<ColumnType>().is_err());
+    }
+}

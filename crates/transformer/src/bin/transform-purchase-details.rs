@@ -1,0 +1,6 @@
+//! Firehose transformer Lambda for the `purchase_details` table.
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    orderflow_transformer::run(orderflow_domain::Table::PurchaseDetails).await
+}
