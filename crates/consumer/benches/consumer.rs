@@ -1,1 +1,62 @@
-fn main() {}
+//! The consumer's CPU work for a 1,000-record Kinesis event: decode the event (base64, exact
+//! arrival times), validate every order and map it to its DynamoDB item, collapse duplicates.
+
+use std::hint::black_box;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{TimeZone, Utc};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use orderflow_consumer::{OrderRecordsEvent, plan_batch};
+use orderflow_domain::{GeneratorConfig, OrderGenerator};
+
+fn event_json(records: usize) -> Vec<u8> {
+    let now = Utc.with_ymd_and_hms(2024, 6, 8, 12, 0, 0).unwrap();
+    let mut generator = OrderGenerator::new(GeneratorConfig {
+        seed: 42,
+        customers: 10_000,
+        days: 30,
+        now,
+    });
+    let records: Vec<_> = (0..records)
+        .map(|n| {
+            serde_json::json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": "user",
+                    "sequenceNumber": format!("4959033827149025660855969253836157109592157598913{n:07}"),
+                    "data": STANDARD.encode(generator.next_order().to_json()),
+                    "approximateArrivalTimestamp": 1_717_848_000.125
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("shardId-000000000000:4959033827149025660855969253836157109592157598913{n:07}"),
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/consumer",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/orders"
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "Records": records })).unwrap()
+}
+
+fn benches(c: &mut Criterion) {
+    let json = event_json(1_000);
+    let event: OrderRecordsEvent = serde_json::from_slice(&json).unwrap();
+    let mut group = c.benchmark_group("consumer_1000_records");
+    group.throughput(Throughput::Elements(1_000));
+    group.bench_function("plan_batch", |b| {
+        b.iter(|| plan_batch(black_box(&event.0.records)))
+    });
+    group.bench_function("decode_and_plan_batch", |b| {
+        b.iter(|| {
+            let event: OrderRecordsEvent = serde_json::from_slice(black_box(&json)).unwrap();
+            plan_batch(&event.0.records)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(consumer, benches);
+criterion_main!(consumer);

@@ -60,9 +60,9 @@ async fn report_init_error(message: &str) {
     let Ok(client) = lambda_runtime_api_client::Client::builder().build() else {
         return;
     };
-    if let Ok(request) = request {
-        if let Err(error) = client.call(request).await {
-            tracing::error!(error = %error, "could not report the init error to the Runtime API");
-        }
+    if let Ok(request) = request
+        && let Err(error) = client.call(request).await
+    {
+        tracing::error!(error = %error, "could not report the init error to the Runtime API");
     }
 }

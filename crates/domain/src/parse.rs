@@ -401,16 +401,16 @@ fn text<'a>(
     json: Json<'a>,
     path: impl FnOnce() -> String,
     max: usize,
-    allowed: Option<(fn(char) -> bool, &str)>,
+    charset: Option<&Charset>,
 ) -> Option<Cow<'a, str>> {
-    let rule = || match allowed {
-        Some((_, charset)) => format!("must be 1 to {max} characters from {charset}"),
+    let rule = || match charset {
+        Some(charset) => format!("must be 1 to {max} characters from {}", charset.description),
         None => format!("must be a string of 1 to {max} characters"),
     };
     match json {
         Json::Str(value) => {
             let length = value.chars().count();
-            let chars_ok = allowed.is_none_or(|(ok, _)| value.chars().all(ok));
+            let chars_ok = charset.is_none_or(|charset| value.chars().all(charset.allows));
             if (1..=max).contains(&length) && chars_ok {
                 Some(value)
             } else {
@@ -429,20 +429,20 @@ fn text<'a>(
     }
 }
 
-fn is_id_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')
+/// The characters a string field may hold, with how messages describe them.
+struct Charset {
+    allows: fn(char) -> bool,
+    description: &'static str,
 }
 
-const ID_CHARSET: &str = "A-Z a-z 0-9 _ . : -";
+/// Characters of `customer_id` and `order_id`.
+const ID_CHARSET: Charset = Charset {
+    allows: |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'),
+    description: "A-Z a-z 0-9 _ . : -",
+};
 
 fn id<'a>(errors: &mut Errors<'_>, json: Json<'a>, path: &'static str) -> Option<Cow<'a, str>> {
-    text(
-        errors,
-        json,
-        || path.to_owned(),
-        128,
-        Some((is_id_char, ID_CHARSET)),
-    )
+    text(errors, json, || path.to_owned(), 128, Some(&ID_CHARSET))
 }
 
 /// An integer in `min..=max`.

@@ -1,0 +1,96 @@
+//! No input makes the rule set panic: arbitrary bytes, deep nesting, huge numbers, every field
+//! replaced by arbitrary JSON.
+
+use orderflow_domain::{InvalidOrder, parse_order};
+use proptest::prelude::*;
+use serde_json::Value;
+
+const BASE: &str = r#"{"customer_id": "c", "order_id": "o", "order_date": "2024-06-08T18:05:03Z",
+  "status": "paid", "shipping_address": {"street": "s", "city": "c", "state": "t", "zip": "z", "country": "k"},
+  "purchase_details": {"payment_type": "cash", "amount": 1.5, "currency": "EUR", "instalments": 1},
+  "product_details": [{"product_id": "p", "name": "n", "quantity": 1, "item_details": {"color": "c", "size": "s"}}]}"#;
+
+/// Every JSON pointer to a value in the base order.
+fn pointers() -> Vec<String> {
+    fn walk(value: &Value, path: String, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => map
+                .iter()
+                .for_each(|(k, v)| walk(v, format!("{path}/{k}"), out)),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .for_each(|(i, v)| walk(v, format!("{path}/{i}"), out)),
+            _ => {}
+        }
+        out.push(path);
+    }
+    let mut out = Vec::new();
+    walk(
+        &serde_json::from_str(BASE).unwrap(),
+        String::new(),
+        &mut out,
+    );
+    out.retain(|p| !p.is_empty());
+    out
+}
+
+fn arbitrary_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        ".{0,300}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+            prop::collection::hash_map(".{0,10}", inner, 0..8)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2_000)) {
+        let _ = parse_order(&bytes);
+    }
+
+    #[test]
+    fn any_field_replaced_by_any_json_never_panics(index in 0usize..40, value in arbitrary_json()) {
+        let pointers = pointers();
+        let pointer = &pointers[index % pointers.len()];
+        let mut order: Value = serde_json::from_str(BASE).unwrap();
+        *order.pointer_mut(pointer).unwrap() = value;
+        if let Err(InvalidOrder::Invalid(errors)) = parse_order(order.to_string().as_bytes()) {
+            prop_assert!(!errors.is_empty());
+        }
+    }
+
+    #[test]
+    fn huge_and_odd_numbers_never_panic(digits in "-?[0-9]{1,400}(\\.[0-9]{0,400})?([eE][-+]?[0-9]{1,5})?") {
+        for field in ["amount", "instalments"] {
+            let body = BASE.replace(if field == "amount" { "\"amount\": 1.5" } else { "\"instalments\": 1" }, &format!("\"{field}\": {digits}"));
+            let _ = parse_order(body.as_bytes());
+        }
+        let body = BASE.replace("\"quantity\": 1", &format!("\"quantity\": {digits}"));
+        let _ = parse_order(body.as_bytes());
+    }
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    for open in ["[", "{\"a\":"] {
+        let body = open.repeat(50_000); // under the 256 KiB limit, far over serde_json's depth limit
+        assert!(matches!(
+            parse_order(body.as_bytes()),
+            Err(InvalidOrder::Malformed(_))
+        ));
+        let nested = BASE.replace("\"cash\"", &format!("{}1", "[".repeat(10_000)));
+        assert!(parse_order(nested.as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,102 @@
+//! Project tasks, run as `cargo xtask <task>` (an alias in `.cargo/config.toml`).
+//!
+//! - `test`: installs the pinned Node packages (dynalite) when they are missing or stale, then runs
+//!   `cargo fmt --check`, `cargo clippy -D warnings` and `cargo test` over the whole workspace.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<ExitCode> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("help" | "--help" | "-h") | None => {
+            println!(
+                "usage: cargo xtask test [-- <cargo test args>]\n\n  test   npm ci (if needed), cargo fmt --check, cargo clippy -D warnings, cargo test --workspace"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(other) => bail!("unknown task `{other}` (try `cargo xtask help`)"),
+    }
+}
+
+/// The repository root (this crate is `crates/xtask`).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the repository root exists")
+}
+
+/// Runs a command in the repository root, failing with its name if it fails.
+fn step(name: &str, program: &str, args: &[&str]) -> Result<()> {
+    let started = Instant::now();
+    eprintln!("xtask: {name}: {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("could not start `{program}` (is it installed?)"))?;
+    if !status.success() {
+        bail!("{name} failed ({status})");
+    }
+    eprintln!(
+        "xtask: {name}: ok in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Installs the Node packages from the committed lockfile unless they are already installed from it.
+fn node_packages() -> Result<()> {
+    let root = root();
+    let lock =
+        std::fs::read(root.join("package-lock.json")).context("reading package-lock.json")?;
+    let installed = std::fs::read(root.join("node_modules/.orderflow-lock")).unwrap_or_default();
+    if installed == lock && root.join("node_modules/dynalite/cli.js").exists() {
+        return Ok(());
+    }
+    step(
+        "node packages",
+        "npm",
+        &["ci", "--no-audit", "--no-fund", "--loglevel=error"],
+    )?;
+    std::fs::write(root.join("node_modules/.orderflow-lock"), lock)
+        .context("marking node_modules")?;
+    Ok(())
+}
+
+fn test(extra: &[String]) -> Result<ExitCode> {
+    node_packages()?;
+    step("format", "cargo", &["fmt", "--all", "--check"])?;
+    step(
+        "lint",
+        "cargo",
+        &[
+            "clippy",
+            "--locked",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    let mut args = vec!["test", "--locked", "--workspace"];
+    args.extend(extra.iter().map(String::as_str));
+    step("tests", "cargo", &args)?;
+    Ok(ExitCode::SUCCESS)
+}
