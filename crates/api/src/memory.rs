@@ -1,0 +1,85 @@
+//! An in-memory [`RecordSink`] with optional fault injection, for tests and benchmarks of
+//! everything that talks to the API (the producer, the API itself). It keeps every record it
+//! accepted, in order, and can refuse some the way Kinesis does (throttled entries in a
+//! PutRecords answer, or a whole call throttled with `Retry-After`).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::{RecordEntry, RecordResult, RecordSink, SinkError};
+
+/// Faults to inject.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryFaults {
+    /// Every n-th call is refused whole: `429` with this `Retry-After`.
+    pub throttle_every: Option<(u64, Duration)>,
+    /// In every n-th call, every other entry fails with `ProvisionedThroughputExceededException`
+    /// (the API answers `207`).
+    pub partial_every: Option<u64>,
+}
+
+/// Accepted records, in arrival order, with their sequence numbers.
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    faults: MemoryFaults,
+    calls: AtomicU64,
+    records: Mutex<Vec<RecordEntry>>,
+}
+
+impl MemorySink {
+    /// A sink that injects `faults`.
+    pub fn new(faults: MemoryFaults) -> Self {
+        MemorySink {
+            faults,
+            ..MemorySink::default()
+        }
+    }
+
+    /// Every record accepted so far.
+    pub fn records(&self) -> Vec<RecordEntry> {
+        self.records.lock().expect("not poisoned").clone()
+    }
+
+    /// How many `put_records` calls were made.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl RecordSink for MemorySink {
+    async fn put_records(&self, entries: Vec<RecordEntry>) -> Result<Vec<RecordResult>, SinkError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some((every, retry_after)) = self.faults.throttle_every
+            && call.is_multiple_of(every)
+        {
+            return Err(SinkError::Throttled {
+                message: "injected".into(),
+                retry_after: Some(retry_after),
+            });
+        }
+        let partial = self
+            .faults
+            .partial_every
+            .is_some_and(|every| call.is_multiple_of(every));
+        let mut records = self.records.lock().expect("not poisoned");
+        let results = entries
+            .into_iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                if partial && index % 2 == 1 {
+                    return RecordResult::Failed {
+                        error_code: "ProvisionedThroughputExceededException".into(),
+                        error_message: "Rate exceeded for shard shardId-000000000000".into(),
+                    };
+                }
+                records.push(entry);
+                RecordResult::Written {
+                    shard_id: "shardId-000000000000".into(),
+                    sequence_number: format!("{:056}", records.len()),
+                }
+            })
+            .collect();
+        Ok(results)
+    }
+}

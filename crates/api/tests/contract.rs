@@ -1,0 +1,230 @@
+//! The API contract of `../shared/design.md` section 2, request by request, through the router
+//! (no port bound).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use base64::Engine;
+use http_body_util::BodyExt;
+use orderflow_api::memory::{MemoryFaults, MemorySink};
+use orderflow_api::{ApiConfig, MAX_BODY_BYTES, router};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const KEY: &str = "test-key";
+
+const ORDER: &str = r#"{"customer_id": "user1", "order_id": "o1", "order_date": "2024-06-08T18:05:03Z",
+  "status": "paid", "shipping_address": {"street": "s", "city": "c", "state": "t", "zip": "z", "country": "k"},
+  "purchase_details": {"payment_type": "cash", "amount": 0.10, "currency": "EUR", "instalments": 1},
+  "product_details": [{"product_id": "p", "name": "n", "quantity": 1, "item_details": {"color": "c", "size": "s"}}]}"#;
+
+fn app(faults: MemoryFaults) -> (Router, Arc<MemorySink>) {
+    let sink = Arc::new(MemorySink::new(faults));
+    let config = ApiConfig {
+        api_key: KEY.into(),
+        stream_name: "orders".into(),
+    };
+    (router(config, sink.clone()), sink)
+}
+
+async fn post(
+    app: &Router,
+    path: &str,
+    key: Option<&str>,
+    body: impl Into<Body>,
+) -> (StatusCode, Value, Option<String>) {
+    let mut request = Request::post(path).header("content-type", "application/json");
+    if let Some(key) = key {
+        request = request.header("x-api-key", key);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(body.into()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        retry_after,
+    )
+}
+
+fn order_with(field: &str, value: Value) -> String {
+    let mut order: Value = serde_json::from_str(ORDER).unwrap();
+    order[field] = value;
+    order.to_string()
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_key_is_forbidden_and_writes_nothing() {
+    let (app, sink) = app(MemoryFaults::default());
+    for key in [None, Some("wrong"), Some("")] {
+        for path in ["/v1/orders", "/v1/orders/batch", "/orders"] {
+            let (status, body, _) = post(&app, path, key, ORDER).await;
+            assert_eq!(status, StatusCode::FORBIDDEN);
+            assert_eq!(body, json!({"message": "Forbidden"}));
+        }
+    }
+    assert_eq!(sink.calls(), 0);
+}
+
+#[tokio::test]
+async fn one_order_is_written_as_sent_with_customer_id_as_partition_key() {
+    let (app, sink) = app(MemoryFaults::default());
+    let (status, body, _) = post(&app, "/v1/orders", Some(KEY), ORDER).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["shard_id"], "shardId-000000000000");
+    assert!(body["sequence_number"].is_string());
+    let records = sink.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].partition_key, "user1");
+    assert_eq!(
+        records[0].data,
+        ORDER.as_bytes(),
+        "the exact bytes, amount text included"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_order_is_400_with_every_error_and_nothing_written() {
+    let (app, sink) = app(MemoryFaults::default());
+    let body = order_with("status", json!("lost")).replace(r#""order_id":"o1","#, "");
+    let (status, answer, _) = post(&app, "/v1/orders", Some(KEY), body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer["message"], "Invalid request body");
+    let errors: Vec<&str> = answer["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].starts_with("/order_id: "));
+    assert!(errors[1].starts_with("/status: "));
+    assert_eq!(sink.calls(), 0);
+}
+
+#[tokio::test]
+async fn a_batch_is_all_or_nothing_on_validation_with_paths_per_order() {
+    let (app, sink) = app(MemoryFaults::default());
+    let good: Value = serde_json::from_str(ORDER).unwrap();
+    let bad: Value = serde_json::from_str(&order_with("order_id", json!("has space"))).unwrap();
+    let (status, answer, _) = post(
+        &app,
+        "/v1/orders/batch",
+        Some(KEY),
+        json!({"orders": [good, good, good, bad]}).to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        answer["errors"][0].as_str().unwrap().split(':').next(),
+        Some("/orders/3/order_id")
+    );
+    assert_eq!(sink.calls(), 0);
+    for orders in [json!([]), Value::Array(vec![good.clone(); 501])] {
+        let (status, answer, _) = post(
+            &app,
+            "/v1/orders/batch",
+            Some(KEY),
+            json!({"orders": orders}).to_string(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(answer["errors"][0], "/orders: must have 1 to 500 orders");
+    }
+}
+
+#[tokio::test]
+async fn a_batch_answers_200_or_207_in_request_order() {
+    let (app, sink) = app(MemoryFaults {
+        partial_every: Some(2),
+        ..MemoryFaults::default()
+    });
+    let orders: Vec<Value> = (0..4)
+        .map(|n| serde_json::from_str(&order_with("order_id", json!(format!("o{n}")))).unwrap())
+        .collect();
+    let body = json!({"orders": orders}).to_string();
+    let (status, answer, _) = post(&app, "/v1/orders/batch", Some(KEY), body.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["failed_record_count"], 0);
+    assert_eq!(answer["records"].as_array().unwrap().len(), 4);
+    let (status, answer, _) = post(&app, "/v1/orders/batch", Some(KEY), body).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS);
+    assert_eq!(answer["failed_record_count"], 2);
+    let records = answer["records"].as_array().unwrap();
+    assert!(records[0]["sequence_number"].is_string());
+    assert_eq!(
+        records[1]["error_code"],
+        "ProvisionedThroughputExceededException"
+    );
+    assert!(records[2]["shard_id"].is_string());
+    assert!(records[3]["error_message"].is_string());
+    assert_eq!(sink.records().len(), 6);
+}
+
+#[tokio::test]
+async fn a_throttled_stream_is_429_with_retry_after() {
+    let (app, sink) = app(MemoryFaults {
+        throttle_every: Some((1, Duration::from_millis(1500))),
+        ..MemoryFaults::default()
+    });
+    let (status, _, retry_after) = post(&app, "/v1/orders", Some(KEY), ORDER).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(retry_after.as_deref(), Some("2"));
+    assert!(sink.records().is_empty());
+}
+
+#[tokio::test]
+async fn over_the_size_limits_is_413() {
+    let (app, _) = app(MemoryFaults::default());
+    let huge_order = order_with("pad", json!("x".repeat(300 * 1024)));
+    let (status, answer, _) = post(&app, "/v1/orders", Some(KEY), huge_order).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit")
+    );
+    let (status, _, _) = post(
+        &app,
+        "/v1/orders/batch",
+        Some(KEY),
+        vec![b' '; MAX_BODY_BYTES + 1],
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn the_legacy_route_checks_only_the_envelope() {
+    let (app, sink) = app(MemoryFaults::default());
+    let invalid_order = br#"{"customer_id": "only this"}"#;
+    let data = base64::engine::general_purpose::STANDARD.encode(invalid_order);
+    let envelope = json!({"StreamName": "orders", "PartitionKey": "only this", "Data": data});
+    let (status, answer, _) = post(&app, "/orders", Some(KEY), envelope.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(answer["SequenceNumber"].is_string());
+    assert_eq!(sink.records()[0].data, invalid_order);
+    let wrong_stream = json!({"StreamName": "other", "PartitionKey": "k", "Data": data});
+    let (status, answer, _) = post(&app, "/orders", Some(KEY), wrong_stream.to_string()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        answer["errors"][0],
+        "/StreamName: must be the configured stream"
+    );
+    let not_base64 = json!({"StreamName": "orders", "PartitionKey": "k", "Data": "%%%"});
+    let (status, _, _) = post(&app, "/orders", Some(KEY), not_base64.to_string()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(sink.records().len(), 1);
+}
