@@ -290,14 +290,22 @@ async fn proxy(state: &ProxyState, headers: HeaderMap, body: Bytes) -> Response 
     let mut body = body.to_vec();
     if target.ends_with(".BatchWriteItem") {
         let call = state.counts.batch_calls.fetch_add(1, Ordering::SeqCst) + 1;
-        if state.faults.throttle_every.is_some_and(|n| call.is_multiple_of(n)) {
+        if state
+            .faults
+            .throttle_every
+            .is_some_and(|n| call.is_multiple_of(n))
+        {
             state.counts.throttled.fetch_add(1, Ordering::SeqCst);
             return aws_error(
                 StatusCode::BAD_REQUEST,
                 "ProvisionedThroughputExceededException",
             );
         }
-        if state.faults.error_every.is_some_and(|n| call.is_multiple_of(n)) {
+        if state
+            .faults
+            .error_every
+            .is_some_and(|n| call.is_multiple_of(n))
+        {
             state.counts.errors.fetch_add(1, Ordering::SeqCst);
             return aws_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError");
         }
