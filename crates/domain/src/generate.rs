@@ -5,6 +5,7 @@
 //! error paths end to end.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use fake::Fake;
@@ -49,6 +50,8 @@ pub struct OrderGenerator {
     rng: StdRng,
     config: GeneratorConfig,
     counter: u64,
+    /// Each customer ships to one address, made on first use.
+    addresses: HashMap<u32, ShippingAddress<'static>>,
 }
 
 /// One deliberately invalid order and the rule it breaks.
@@ -91,6 +94,7 @@ impl OrderGenerator {
             rng: StdRng::seed_from_u64(config.seed),
             config,
             counter: 0,
+            addresses: HashMap::new(),
         }
     }
 
@@ -108,8 +112,8 @@ impl OrderGenerator {
     /// The next valid order.
     pub fn next_order(&mut self) -> Order<'static> {
         let order_id = self.next_order_id();
+        let customer = self.rng.random_range(0..self.config.customers.max(1));
         let rng = &mut self.rng;
-        let customer = rng.random_range(0..self.config.customers.max(1));
         let span_micros = i64::from(self.config.days) * 86_400_000_000;
         let back = if span_micros > 0 {
             rng.random_range(0..span_micros)
@@ -146,23 +150,18 @@ impl OrderGenerator {
             PaymentType::CreditCard => rng.random_range(1..=12),
             _ => 1,
         };
-        let street = format!(
-            "{} {}",
-            BuildingNumber().fake_with_rng::<String, _>(rng),
-            StreetName().fake_with_rng::<String, _>(rng)
-        );
+        let status = weighted_status(rng);
+        let shipping_address = self
+            .addresses
+            .entry(customer)
+            .or_insert_with(|| customer_address(self.config.seed, customer))
+            .clone();
         Order {
             customer_id: Cow::Owned(format!("user{customer:05}")),
             order_id: Cow::Owned(order_id),
             order_date,
-            status: weighted_status(rng),
-            shipping_address: ShippingAddress {
-                street: Cow::Owned(street),
-                city: Cow::Owned(CityName().fake_with_rng(rng)),
-                state: Cow::Owned(StateName().fake_with_rng(rng)),
-                zip: Cow::Owned(ZipCode().fake_with_rng(rng)),
-                country: Cow::Owned(CountryName().fake_with_rng(rng)),
-            },
+            status,
+            shipping_address,
             purchase_details: PurchaseDetails {
                 payment_type,
                 amount: Amount::new(Decimal::new(total_cents, 2)).expect("at most 25 x 499.99"),
@@ -210,6 +209,23 @@ impl OrderGenerator {
             body: serde_json::to_vec(&json).expect("serialises"),
             reason,
         }
+    }
+}
+
+/// The address of a customer: the same for a seed and customer, whatever order they come in.
+fn customer_address(seed: u64, customer: u32) -> ShippingAddress<'static> {
+    let rng = &mut StdRng::seed_from_u64(mix64(seed ^ (u64::from(customer) << 32 | 0xADD5)));
+    let street = format!(
+        "{} {}",
+        BuildingNumber().fake_with_rng::<String, _>(rng),
+        StreetName().fake_with_rng::<String, _>(rng)
+    );
+    ShippingAddress {
+        street: Cow::Owned(street),
+        city: Cow::Owned(CityName().fake_with_rng(rng)),
+        state: Cow::Owned(StateName().fake_with_rng(rng)),
+        zip: Cow::Owned(ZipCode().fake_with_rng(rng)),
+        country: Cow::Owned(CountryName().fake_with_rng(rng)),
     }
 }
 

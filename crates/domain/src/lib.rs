@@ -27,7 +27,7 @@ pub use order::{
 pub use parse::{FieldError, InvalidOrder, MAX_ORDER_BYTES, MAX_PRODUCT_LINES, parse_order};
 pub use tables::{
     Column, ColumnType, Partition, TABLES_JSON, Table, TableDef, TableFile, decimal_fits,
-    hive_timestamp, table_file,
+    hive_date, hive_timestamp, table_file,
 };
 
 /// The order's JSON Schema (draft 4), `crates/domain/schema/order.schema.json`: what API Gateway

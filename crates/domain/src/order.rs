@@ -71,7 +71,9 @@ impl Order<'_> {
 
     /// The order encoded as wire-format JSON (the exact amount text, `order_date` in UTC).
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("an order always serialises")
+        let mut out = Vec::with_capacity(1024);
+        serde_json::to_writer(&mut out, self).expect("an order always serialises");
+        out
     }
 }
 
@@ -315,7 +317,22 @@ pub(crate) fn serialize_utc<S: Serializer>(
 
 /// RFC 3339 in UTC with `Z`, fraction digits as needed (0, 3, 6 or 9).
 pub fn format_utc(value: &DateTime<Utc>) -> String {
-    value.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    use std::fmt::Write as _;
+    let mut text = crate::tables::hive_timestamp(value);
+    // `yyyy-mm-dd hh:mm:ss[.fraction]` differs from RFC 3339 only in the separator and the zone.
+    if text.len() >= 19 && text.as_bytes()[10] == b' ' {
+        text.replace_range(10..11, "T");
+        text.push('Z');
+    } else {
+        // Years beyond four digits: let chrono spell it.
+        text.clear();
+        let _ = write!(
+            text,
+            "{}",
+            value.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+        );
+    }
+    text
 }
 
 #[cfg(test)]
@@ -373,6 +390,23 @@ mod tests {
     fn amount_serialises_as_exact_json_number() {
         let amount = Amount::parse_json_number("1234567890.12").unwrap();
         assert_eq!(serde_json::to_string(&amount).unwrap(), "1234567890.12");
+    }
+
+    #[test]
+    fn utc_format_is_chronos_rfc3339() {
+        for text in [
+            "2024-06-08T18:05:03Z",
+            "2024-06-08T18:05:03.5Z",
+            "2024-06-08T23:30:00.411937-02:00",
+            "0001-01-01T00:00:00.000000001Z",
+        ] {
+            let time = DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+            assert_eq!(
+                format_utc(&time),
+                time.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -111,8 +111,16 @@ pub fn parse_order(bytes: &[u8]) -> Result<Order<'_>, InvalidOrder> {
     if bytes.len() > MAX_ORDER_BYTES {
         return Err(InvalidOrder::TooLarge { size: bytes.len() });
     }
-    let wire: Nested<WireOrder<'_>> = serde_json::from_slice(bytes)
-        .map_err(|error| InvalidOrder::Malformed(error.to_string()))?;
+    // Validating UTF-8 once for the whole input is much cheaper than serde_json checking every
+    // string on its own (`from_slice`); `from_str` then trusts it.
+    let text = std::str::from_utf8(bytes).map_err(|error| {
+        InvalidOrder::Malformed(format!(
+            "not UTF-8: invalid byte at offset {}",
+            error.valid_up_to()
+        ))
+    })?;
+    let wire: Nested<WireOrder<'_>> =
+        serde_json::from_str(text).map_err(|error| InvalidOrder::Malformed(error.to_string()))?;
     let wire = match wire {
         Nested::Object(order) => order,
         Nested::Missing => unreachable!("a top-level value is never missing"),
@@ -409,7 +417,12 @@ fn text<'a>(
     };
     match json {
         Json::Str(value) => {
-            let length = value.chars().count();
+            // A string of at most `max` bytes has at most `max` characters: count only longer ones.
+            let length = if value.len() <= max {
+                value.len()
+            } else {
+                value.chars().count()
+            };
             let chars_ok = charset.is_none_or(|charset| value.chars().all(charset.allows));
             if (1..=max).contains(&length) && chars_ok {
                 Some(value)

@@ -5,11 +5,11 @@
 //! timestamps as `yyyy-mm-dd hh:mm:ss[.f]` (what `java.sql.Timestamp::valueOf` parses), dates as
 //! `yyyy-mm-dd`, decimals as exact JSON numbers with their scale.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::str::FromStr;
 use std::sync::LazyLock;
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::order::{Order, exact_number};
@@ -300,7 +300,7 @@ impl<'o> OrderRow<'o> {
             customer_id: &order.customer_id,
             order_id: &order.order_id,
             order_timestamp: hive_timestamp(&order.order_date),
-            order_date: order.order_date.format("%Y-%m-%d").to_string(),
+            order_date: hive_date(&order.order_date),
             status: order.status.as_str(),
         }
     }
@@ -344,7 +344,36 @@ struct ShippingAddressRow<'o> {
 
 /// `yyyy-mm-dd hh:mm:ss[.fraction]` in UTC, the `java.sql.Timestamp::valueOf` form.
 pub fn hive_timestamp(value: &DateTime<Utc>) -> String {
-    value.format("%Y-%m-%d %H:%M:%S%.f").to_string()
+    let mut text = hive_date(value);
+    let (nanos, time) = (value.nanosecond() % 1_000_000_000, value.time());
+    let _ = write!(
+        text,
+        " {:02}:{:02}:{:02}",
+        time.hour(),
+        time.minute(),
+        time.second()
+    );
+    // The fraction with 3, 6 or 9 digits, as chrono's `%.f` writes it (none when zero).
+    let _ = match nanos {
+        0 => Ok(()),
+        n if n % 1_000_000 == 0 => write!(text, ".{:03}", n / 1_000_000),
+        n if n % 1_000 == 0 => write!(text, ".{:06}", n / 1_000),
+        n => write!(text, ".{n:09}"),
+    };
+    text
+}
+
+/// `yyyy-mm-dd` of a UTC time.
+pub fn hive_date(value: &DateTime<Utc>) -> String {
+    let mut text = String::with_capacity(32);
+    let _ = write!(
+        text,
+        "{:04}-{:02}-{:02}",
+        value.year(),
+        value.month(),
+        value.day()
+    );
+    text
 }
 
 /// The Hive partition of an order: `year`, `month`, `day` of `order_date` in UTC, zero-padded.
@@ -482,6 +511,22 @@ mod tests {
                 .unwrap()
                 .contains(r#""amount":1234567890.10,"#)
         );
+    }
+
+    #[test]
+    fn hive_timestamps_match_chronos_own_format() {
+        for text in [
+            "2024-06-08T18:05:03Z",
+            "2024-06-08T18:05:03.5Z",
+            "2024-06-08T18:05:03.411937Z",
+            "2024-06-08T18:05:03.000000001Z",
+            "0999-01-02T03:04:05.120Z",
+        ] {
+            let time = DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+            let chrono_text = time.format("%Y-%m-%d %H:%M:%S%.f").to_string();
+            assert_eq!(hive_timestamp(&time), chrono_text, "{text}");
+            assert_eq!(hive_date(&time), time.format("%Y-%m-%d").to_string());
+        }
     }
 
     #[test]

@@ -142,7 +142,7 @@ impl Stats {
             };
             let mut gave_up_by: Vec<_> =
                 s.gave_up_by.iter().map(|(r, c)| (r.clone(), *c)).collect();
-            gave_up_by.sort_by(|a, b| b.1.cmp(&a.1));
+            gave_up_by.sort_by_key(|row| std::cmp::Reverse(row.1));
             gave_up_by.truncate(5);
             let seconds = elapsed.as_secs_f64();
             let ms = |q: f64| {
