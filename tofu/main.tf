@@ -1,0 +1,162 @@
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  # The one settings file, also read by the local twin (design.md section 7).
+  pipeline = jsondecode(file("${path.module}/pipeline.json"))
+
+  # The one definition of the analytics tables (design.md section 4).
+  table_file_path = "${path.module}/../sql/tables.json"
+  table_file      = jsondecode(file(local.table_file_path))
+  tables          = { for table in local.table_file.tables : table.name => table }
+
+  name_prefix = "orderflow-${var.environment}"
+  # IAM path of every workload role: the CI deploy role may only manage roles under it.
+  iam_path = "/orderflow/${var.environment}/"
+
+  dist_dir = startswith(var.lambda_dist_dir, "/") ? var.lambda_dist_dir : "${path.module}/${var.lambda_dist_dir}"
+
+  account_id = data.aws_caller_identity.current.account_id
+  region     = data.aws_region.current.region
+  partition  = data.aws_partition.current.partition
+}
+
+# SHA256SUMS is written by the same build as the zips; a mismatch means a partial or stale dist dir.
+check "lambda_zips_match_sha256sums" {
+  assert {
+    condition = alltrue([
+      for line in compact(split("\n", file("${local.dist_dir}/SHA256SUMS"))) :
+      filesha256("${local.dist_dir}/${basename(regex("^[0-9a-f]{64}\\s+\\*?(\\S+)$", line)[0])}") == regex("^([0-9a-f]{64})", line)[0]
+    ])
+    error_message = "A zip in ${local.dist_dir} does not match its line in SHA256SUMS: rebuild with `nix build .#lambdas`."
+  }
+}
+
+module "encryption" {
+  source = "./modules/encryption"
+
+  name_prefix = local.name_prefix
+}
+
+module "storage" {
+  source = "./modules/storage"
+
+  name_prefix        = local.name_prefix
+  kms_key_arn        = module.encryption.key_arn
+  retention_settings = local.pipeline.retention
+  # The constant part of delivery.error_output_prefix, e.g. "errors/".
+  error_prefix = split("{table}", local.pipeline.delivery.error_output_prefix)[0]
+}
+
+module "ci_access" {
+  source = "./modules/ci_access"
+
+  name_prefix                 = local.name_prefix
+  environment                 = var.environment
+  workload_iam_path           = local.iam_path
+  github_repository           = var.github_repository
+  create_github_oidc_provider = var.create_github_oidc_provider
+  tofu_state_bucket           = var.tofu_state_bucket
+  tofu_state_key              = var.tofu_state_key
+  tofu_state_kms_key_arn      = var.tofu_state_kms_key_arn
+  kms_key_arn                 = module.encryption.key_arn
+  glue_database_name          = module.catalog.database_name
+  data_bucket_arn             = module.storage.data_bucket_arn
+}
+
+module "stream" {
+  source = "./modules/stream"
+
+  name                = "${local.name_prefix}-orders"
+  kms_key_arn         = module.encryption.key_arn
+  stream_settings     = local.pipeline.stream
+  enhanced_fan_out    = local.pipeline.consumer.enhanced_fan_out
+  enhanced_fan_out_id = "${local.name_prefix}-consumer"
+}
+
+module "consumer" {
+  source = "./modules/consumer"
+
+  name_prefix              = local.name_prefix
+  iam_path                 = local.iam_path
+  permissions_boundary_arn = module.ci_access.workload_boundary_policy_arn
+  kms_key_arn              = module.encryption.key_arn
+  lambda_zip               = "${local.dist_dir}/consumer.zip"
+  stream_arn               = module.stream.stream_arn
+  stream_consumer_arn      = module.stream.stream_consumer_arn
+  settings                 = local.pipeline.consumer
+  log_retention_days       = local.pipeline.retention.log_days
+}
+
+module "catalog" {
+  source = "./modules/catalog"
+
+  database_name              = "${local.table_file.database_prefix}${var.environment}"
+  table_file_path            = local.table_file_path
+  data_bucket_name           = module.storage.data_bucket_name
+  partition_projection_years = var.partition_projection_years
+}
+
+module "delivery" {
+  source   = "./modules/delivery"
+  for_each = local.tables
+
+  name_prefix              = local.name_prefix
+  iam_path                 = local.iam_path
+  permissions_boundary_arn = module.ci_access.workload_boundary_policy_arn
+  table_name               = each.key
+  glue_database_name       = module.catalog.database_name
+  glue_table_name          = module.catalog.table_names[each.key]
+  # Cargo binary names: transform-<table name with dashes> (crates/transformer/Cargo.toml).
+  lambda_zip         = "${local.dist_dir}/transform-${replace(each.key, "_", "-")}.zip"
+  stream_arn         = module.stream.stream_arn
+  data_bucket_arn    = module.storage.data_bucket_arn
+  kms_key_arn        = module.encryption.key_arn
+  settings           = local.pipeline.delivery
+  log_retention_days = local.pipeline.retention.log_days
+}
+
+module "analytics" {
+  source = "./modules/analytics"
+
+  name                = local.name_prefix
+  database_name       = module.catalog.database_name
+  results_bucket_name = module.storage.athena_results_bucket_name
+  kms_key_arn         = module.encryption.key_arn
+  athena_settings     = local.pipeline.athena
+  named_queries_dir   = "${path.module}/../sql/queries"
+}
+
+module "ingestion_api" {
+  source = "./modules/ingestion_api"
+
+  name                       = "${local.name_prefix}-ingestion"
+  iam_path                   = local.iam_path
+  permissions_boundary_arn   = module.ci_access.workload_boundary_policy_arn
+  stream_name                = module.stream.stream_name
+  stream_arn                 = module.stream.stream_arn
+  kms_key_arn                = module.encryption.key_arn
+  order_schema_path          = "${path.module}/../crates/domain/schema/order.schema.json"
+  api_settings               = local.pipeline.api
+  log_retention_days         = local.pipeline.retention.log_days
+  manage_api_gateway_account = var.manage_api_gateway_account
+}
+
+module "observability" {
+  source = "./modules/observability"
+
+  name_prefix           = local.name_prefix
+  kms_key_arn           = module.encryption.key_arn
+  alarm_email_addresses = var.alarm_email_addresses
+  stream_name           = module.stream.stream_name
+  consumer_function     = module.consumer.function_name
+  on_failure_queue_name = module.consumer.on_failure_queue_name
+  transformer_functions = { for table, delivery in module.delivery : table => delivery.function_name }
+  delivery_streams      = { for table, delivery in module.delivery : table => delivery.delivery_stream_name }
+  api_name              = module.ingestion_api.rest_api_name
+  api_stage_name        = module.ingestion_api.stage_name
+  # Alarm before records age out of the consumer's retry window (pipeline.json consumer section).
+  iterator_age_threshold_ms      = local.pipeline.consumer.maximum_record_age_seconds * 1000 / 2
+  delivery_freshness_threshold_s = local.pipeline.delivery.buffering_interval_seconds * 10
+}

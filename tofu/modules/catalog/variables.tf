@@ -1,0 +1,27 @@
+variable "database_name" {
+  description = "Glue database name (database_prefix from sql/tables.json + environment, e.g. orderflow_prod)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9_]*$", var.database_name))
+    error_message = "database_name must be lower-case letters, digits and underscores, so SQL needs no quoting."
+  }
+}
+
+variable "table_file_path" {
+  description = "Path of sql/tables.json, the one definition of the analytics tables (columns with Glue types, partition keys)."
+  type        = string
+}
+
+variable "data_bucket_name" {
+  description = "Bucket holding the tables' Parquet files under <table>/."
+  type        = string
+}
+
+variable "partition_projection_years" {
+  description = "First and last year the partition projection enumerates."
+  type = object({
+    first = number
+    last  = number
+  })
+}

@@ -1,0 +1,19 @@
+output "deploy_role_arn" {
+  description = "ARN of the role the deploy workflow assumes (repository variable AWS_DEPLOY_ROLE_ARN)."
+  value       = aws_iam_role.deploy.arn
+}
+
+output "plan_role_arn" {
+  description = "ARN of the read-only role the main-branch plan assumes (repository variable AWS_PLAN_ROLE_ARN)."
+  value       = aws_iam_role.plan.arn
+}
+
+output "workload_boundary_policy_arn" {
+  description = "ARN of the permissions boundary every workload role carries."
+  value       = aws_iam_policy.workload_boundary.arn
+}
+
+output "oidc_provider_arn" {
+  description = "ARN of the GitHub OIDC provider."
+  value       = local.oidc_provider_arn
+}

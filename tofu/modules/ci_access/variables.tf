@@ -1,0 +1,77 @@
+variable "name_prefix" {
+  description = "Prefix of every resource name the deployment manages, e.g. orderflow-prod."
+  type        = string
+}
+
+variable "environment" {
+  description = "Environment name (tags and the GitHub environment/branch the deploy role trusts are per environment)."
+  type        = string
+}
+
+variable "workload_iam_path" {
+  description = "IAM path of the workload roles the deploy role may create and pass (e.g. /orderflow/prod/)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^/([A-Za-z0-9_-]+/)+$", var.workload_iam_path))
+    error_message = "workload_iam_path must look like /orderflow/prod/."
+  }
+}
+
+variable "github_repository" {
+  description = "GitHub repository (owner/name) trusted by the roles."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github_repository))
+    error_message = "github_repository must look like owner/name."
+  }
+}
+
+variable "deploy_branch" {
+  description = "Branch (and GitHub environment) whose workflows may assume the deploy role."
+  type        = string
+  default     = "prod"
+}
+
+variable "plan_branch" {
+  description = "Branch whose workflows may assume the read-only plan role."
+  type        = string
+  default     = "main"
+}
+
+variable "create_github_oidc_provider" {
+  description = "Create the GitHub OIDC provider (false: look up the account's existing one)."
+  type        = bool
+}
+
+variable "tofu_state_bucket" {
+  description = "Bucket of the OpenTofu state."
+  type        = string
+}
+
+variable "tofu_state_key" {
+  description = "Key of the OpenTofu state object."
+  type        = string
+}
+
+variable "tofu_state_kms_key_arn" {
+  description = "KMS key of the state bucket, or null for SSE-S3."
+  type        = string
+  default     = null
+}
+
+variable "kms_key_arn" {
+  description = "The environment's customer-managed key (workloads may use only this key)."
+  type        = string
+}
+
+variable "glue_database_name" {
+  description = "Glue database of the analytics tables."
+  type        = string
+}
+
+variable "data_bucket_arn" {
+  description = "ARN of the data lake bucket."
+  type        = string
+}
