@@ -9,6 +9,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
+mod lambdas;
+
 fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
@@ -23,6 +25,11 @@ fn run() -> Result<ExitCode> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
+        Some("lambdas") => {
+            let options = lambda_options(&args[1..])?;
+            lambdas::run(&root(), &options)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some("help" | "--help" | "-h") | None => {
             println!(
                 "usage: cargo xtask test [-- <cargo test args>]\n\n  test   npm ci (if needed), cargo fmt --check, cargo clippy -D warnings, cargo test --workspace"
@@ -31,6 +38,24 @@ fn run() -> Result<ExitCode> {
         }
         Some(other) => bail!("unknown task `{other}` (try `cargo xtask help`)"),
     }
+}
+
+fn lambda_options(args: &[String]) -> Result<lambdas::Options> {
+    let mut options = lambdas::Options {
+        out_dir: root().join("dist/lambdas"),
+        sysroot: None,
+        check_reproducible: false,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--out-dir" => options.out_dir = args.next().context("--out-dir needs a directory")?.into(),
+            "--sysroot" => options.sysroot = Some(args.next().context("--sysroot needs a directory")?.into()),
+            "--check-reproducible" => options.check_reproducible = true,
+            other => bail!("unknown option `{other}` for lambdas (try `cargo xtask help`)"),
+        }
+    }
+    Ok(options)
 }
 
 /// The repository root (this crate is `crates/xtask`).
