@@ -245,15 +245,24 @@ async fn put_order<S: RecordSink>(
         partition_key,
         data: body.to_vec(),
     };
-    let result = state.sink.put_records(vec![entry]).await?.pop();
-    match result {
+    let written = put_one(&*state.sink, entry).await?;
+    Ok(axum::Json(serde_json::json!({
+        "shard_id": written.0,
+        "sequence_number": written.1,
+    }))
+    .into_response())
+}
+
+/// Writes one record; its `(shard_id, sequence_number)`, or the error the route answers.
+async fn put_one<S: RecordSink>(
+    sink: &S,
+    entry: RecordEntry,
+) -> Result<(String, String), ApiError> {
+    match sink.put_records(vec![entry]).await?.pop() {
         Some(RecordResult::Written {
             shard_id,
             sequence_number,
-        }) => Ok(axum::Json(
-            serde_json::json!({"shard_id": shard_id, "sequence_number": sequence_number}),
-        )
-        .into_response()),
+        }) => Ok((shard_id, sequence_number)),
         Some(failed) if is_throttled(&failed) => Err(ApiError::Throttled(None)),
         Some(RecordResult::Failed { error_code, .. }) => {
             tracing::error!(error_code = %error_code, "stream refused a record");
@@ -396,15 +405,10 @@ async fn put_legacy<S: RecordSink>(
         partition_key: envelope.partition_key,
         data,
     };
-    match state.sink.put_records(vec![entry]).await?.pop() {
-        Some(RecordResult::Written {
-            shard_id,
-            sequence_number,
-        }) => Ok(axum::Json(
-            serde_json::json!({"ShardId": shard_id, "SequenceNumber": sequence_number}),
-        )
-        .into_response()),
-        Some(failed) if is_throttled(&failed) => Err(ApiError::Throttled(None)),
-        _ => Err(ApiError::Unavailable),
-    }
+    let written = put_one(&*state.sink, entry).await?;
+    Ok(axum::Json(serde_json::json!({
+        "ShardId": written.0,
+        "SequenceNumber": written.1,
+    }))
+    .into_response())
 }

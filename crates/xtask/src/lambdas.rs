@@ -56,12 +56,18 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
         for name in ["a", "b"] {
             // Two fixed directories of different paths (and lengths), kept between runs so
             // their target directories stay warm.
-            let dir = cache.join(format!("lambda-build-{name}{}", if name == "a" { "" } else { "-second-path" }));
+            let dir = cache.join(format!(
+                "lambda-build-{name}{}",
+                if name == "a" { "" } else { "-second-path" }
+            ));
             let src = dir.join("src");
             stage_sources(root, &src)?;
             let out = dir.join("dist");
             build(&src, &dir.join("target"), &out, options)?;
-            sums.push((out.clone(), std::fs::read_to_string(out.join("SHA256SUMS"))?));
+            sums.push((
+                out.clone(),
+                std::fs::read_to_string(out.join("SHA256SUMS"))?,
+            ));
         }
         let (first, second) = (&sums[0], &sums[1]);
         if first.1 != second.1 {
@@ -82,24 +88,44 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
         eprintln!("xtask: lambdas: two builds from different directories are identical");
         copy_dir(&first.0, &options.out_dir)?;
     } else {
-        build(root, &cache.join("lambda-build-here/target"), &options.out_dir, options)?;
+        build(
+            root,
+            &cache.join("lambda-build-here/target"),
+            &options.out_dir,
+            options,
+        )?;
     }
-    eprintln!("xtask: lambdas: {}", options.out_dir.join("SHA256SUMS").display());
-    print!("{}", std::fs::read_to_string(options.out_dir.join("SHA256SUMS"))?);
+    eprintln!(
+        "xtask: lambdas: {}",
+        options.out_dir.join("SHA256SUMS").display()
+    );
+    print!(
+        "{}",
+        std::fs::read_to_string(options.out_dir.join("SHA256SUMS"))?
+    );
     Ok(())
 }
 
 fn cache_dir() -> PathBuf {
     std::env::var_os("ORDERFLOW_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into())).join(".cache/orderflow"))
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()))
+                .join(".cache/orderflow")
+        })
 }
 
 /// Copies the git-tracked files (as they are in the work tree) into `dest`, replacing what was
 /// there but keeping unchanged files' times, so cargo's fingerprints stay valid.
 fn stage_sources(root: &Path, dest: &Path) -> Result<()> {
     let listing = Command::new("git")
-        .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
         .current_dir(root)
         .output()
         .context("running git ls-files")?;
@@ -159,7 +185,9 @@ fn build(src: &Path, target_dir: &Path, out: &Path, options: &Options) -> Result
     let src = src.canonicalize()?;
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
+        });
     let zig = std::env::var("ORDERFLOW_LINKER").as_deref() == Ok("zigbuild");
     let mut rustflags = format!(
         "--remap-path-prefix={}=/build --remap-path-prefix={}=/cargo -C link-arg=-Wl,--build-id=none",
@@ -171,7 +199,10 @@ fn build(src: &Path, target_dir: &Path, out: &Path, options: &Options) -> Result
         command = Command::new("cargo");
         command.arg("zigbuild");
         // zig links against exactly this glibc version.
-        command.args(["--target", &format!("{TARGET}.{}.{}", MAX_GLIBC.0, MAX_GLIBC.1)]);
+        command.args([
+            "--target",
+            &format!("{TARGET}.{}.{}", MAX_GLIBC.0, MAX_GLIBC.1),
+        ]);
     } else {
         let sysroot = options
             .sysroot
@@ -179,11 +210,19 @@ fn build(src: &Path, target_dir: &Path, out: &Path, options: &Options) -> Result
             .or_else(|| std::env::var_os("ORDERFLOW_A64_SYSROOT").map(PathBuf::from))
             .context("gcc mode needs the arm64 sysroot: --sysroot DIR (printed by .ci/aarch64-toolchain)")?;
         rustflags = format!("--sysroot {} {rustflags}", sysroot.display());
-        command = Command::new(std::env::var("ORDERFLOW_CARGO").unwrap_or_else(|_| "/usr/bin/cargo".into()));
+        command = Command::new(
+            std::env::var("ORDERFLOW_CARGO").unwrap_or_else(|_| "/usr/bin/cargo".into()),
+        );
         command
-            .env("RUSTC", std::env::var("ORDERFLOW_RUSTC").unwrap_or_else(|_| "/usr/bin/rustc".into()))
+            .env(
+                "RUSTC",
+                std::env::var("ORDERFLOW_RUSTC").unwrap_or_else(|_| "/usr/bin/rustc".into()),
+            )
             .env("RUSTDOC", "/usr/bin/rustdoc")
-            .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc")
+            .env(
+                "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
+                "aarch64-linux-gnu-gcc",
+            )
             .env("CC_aarch64_unknown_linux_gnu", "aarch64-linux-gnu-gcc")
             .env("AR_aarch64_unknown_linux_gnu", "aarch64-linux-gnu-ar");
         command.arg("build").args(["--target", TARGET]);
@@ -195,19 +234,25 @@ fn build(src: &Path, target_dir: &Path, out: &Path, options: &Options) -> Result
         .env("CARGO_TARGET_DIR", target_dir)
         .env("CARGO_INCREMENTAL", "0")
         .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
-        .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS", &rustflags)
+        .env(
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
+            &rustflags,
+        )
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTC_WRAPPER");
     eprintln!("xtask: lambdas: building in {}", src.display());
-    let status = command.status().context("starting cargo for the arm64 build")?;
+    let status = command
+        .status()
+        .context("starting cargo for the arm64 build")?;
     ensure!(status.success(), "the arm64 build failed ({status})");
 
     std::fs::create_dir_all(out)?;
     let mut sums = BTreeMap::new();
     for (_, bin) in LAMBDAS {
         let binary = target_dir.join(TARGET).join("release").join(bin);
-        let bytes = std::fs::read(&binary).with_context(|| format!("reading {}", binary.display()))?;
+        let bytes =
+            std::fs::read(&binary).with_context(|| format!("reading {}", binary.display()))?;
         let newest = newest_glibc(&bytes).with_context(|| format!("reading the ELF of {bin}"))?;
         if let Some(version) = newest {
             ensure!(
@@ -230,9 +275,15 @@ fn build(src: &Path, target_dir: &Path, out: &Path, options: &Options) -> Result
         );
         sums.insert(name, hex(&Sha256::digest(&zip)));
     }
-    let text: String = sums.iter().map(|(name, sum)| format!("{sum}  {name}\n")).collect();
+    let text: String = sums
+        .iter()
+        .map(|(name, sum)| format!("{sum}  {name}\n"))
+        .collect();
     std::fs::write(out.join("SHA256SUMS"), text)?;
-    eprintln!("xtask: lambdas: built in {:.0}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "xtask: lambdas: built in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -254,7 +305,10 @@ pub(crate) fn newest_glibc(elf: &[u8]) -> Result<Option<(u32, u32)>> {
         .filter_map(|s| std::str::from_utf8(s).ok()?.strip_prefix("GLIBC_"))
         .filter_map(|v| {
             let mut parts = v.split('.');
-            Some((parts.next()?.parse().ok()?, parts.next().unwrap_or("0").parse().ok()?))
+            Some((
+                parts.next()?.parse().ok()?,
+                parts.next().unwrap_or("0").parse().ok()?,
+            ))
         })
         .max();
     Ok(newest)

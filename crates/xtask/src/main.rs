@@ -10,6 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 mod lambdas;
+mod smoke;
 
 fn main() -> ExitCode {
     match run() {
@@ -25,6 +26,20 @@ fn run() -> Result<ExitCode> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
+        Some("smoke") => {
+            let dist = match args.get(1).map(String::as_str) {
+                Some("--dist") => PathBuf::from(args.get(2).context("--dist needs a directory")?),
+                _ => root().join("dist/lambdas"),
+            };
+            smoke::smoke(&root(), &dist)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some("coldstart") => {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| root().join("target"), PathBuf::from);
+            smoke::coldstart(&target)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some("lambdas") => {
             let options = lambda_options(&args[1..])?;
             lambdas::run(&root(), &options)?;
@@ -49,8 +64,12 @@ fn lambda_options(args: &[String]) -> Result<lambdas::Options> {
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--out-dir" => options.out_dir = args.next().context("--out-dir needs a directory")?.into(),
-            "--sysroot" => options.sysroot = Some(args.next().context("--sysroot needs a directory")?.into()),
+            "--out-dir" => {
+                options.out_dir = args.next().context("--out-dir needs a directory")?.into()
+            }
+            "--sysroot" => {
+                options.sysroot = Some(args.next().context("--sysroot needs a directory")?.into())
+            }
             "--check-reproducible" => options.check_reproducible = true,
             other => bail!("unknown option `{other}` for lambdas (try `cargo xtask help`)"),
         }
