@@ -11,24 +11,39 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use orderflow_producer::{RetryPolicy, Route, RunConfig, Stats, Stop, Workload, WorkloadConfig, run};
+use orderflow_producer::{
+    RetryPolicy, Route, RunConfig, Stats, Stop, Workload, WorkloadConfig, run,
+};
 use tokio_util::sync::CancellationToken;
 
 fn workload_config() -> WorkloadConfig {
-    WorkloadConfig { seed: 1, customers: 10_000, days: 30, until: Utc.with_ymd_and_hms(2024, 6, 8, 0, 0, 0).unwrap(), invalid_ratio: 0.0 }
+    WorkloadConfig {
+        seed: 1,
+        customers: 10_000,
+        days: 30,
+        until: Utc.with_ymd_and_hms(2024, 6, 8, 0, 0, 0).unwrap(),
+        invalid_ratio: 0.0,
+    }
 }
 
 /// A server that answers every POST at once, on its own thread.
 fn instant_server() -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         runtime.block_on(async move {
             let app = axum::Router::new().fallback(|| async {
-                ([("content-type", "application/json")], r#"{"shard_id":"shardId-000000000000","sequence_number":"1"}"#)
+                (
+                    [("content-type", "application/json")],
+                    r#"{"shard_id":"shardId-000000000000","sequence_number":"1"}"#,
+                )
             });
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(format!("http://{}", listener.local_addr().unwrap())).unwrap();
+            tx.send(format!("http://{}", listener.local_addr().unwrap()))
+                .unwrap();
             axum::serve(listener, app).await.unwrap();
         });
     });
@@ -40,12 +55,19 @@ fn benches(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1_000));
     group.bench_function("next_order", |b| {
         let mut workload = Workload::new(&workload_config());
-        b.iter(|| (0..1_000).map(|_| workload.next_order().body.len()).sum::<usize>())
+        b.iter(|| {
+            (0..1_000)
+                .map(|_| workload.next_order().body.len())
+                .sum::<usize>()
+        })
     });
     group.finish();
 
     let endpoint = instant_server();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     const ORDERS: u64 = 20_000;
     let config = RunConfig {
         endpoint,
@@ -60,13 +82,19 @@ fn benches(c: &mut Criterion) {
         retry: RetryPolicy::default(),
     };
     let mut group = c.benchmark_group("requests");
-    group.sample_size(10).throughput(Throughput::Elements(ORDERS));
+    group
+        .sample_size(10)
+        .throughput(Throughput::Elements(ORDERS));
     group.bench_function("batch1_concurrency64", |b| {
         b.iter_custom(|iterations| {
             let mut total = Duration::ZERO;
             for _ in 0..iterations {
                 let started = Instant::now();
-                let summary = runtime.block_on(run(&config, Arc::new(Stats::default()), CancellationToken::new()));
+                let summary = runtime.block_on(run(
+                    &config,
+                    Arc::new(Stats::default()),
+                    CancellationToken::new(),
+                ));
                 total += started.elapsed();
                 assert_eq!(summary.accepted, ORDERS, "{}", summary.to_text());
             }
