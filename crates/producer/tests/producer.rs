@@ -415,3 +415,50 @@ fn bad_arguments_are_clear_and_exit_2() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn ctrl_c_stops_the_binary_and_it_still_prints_the_summary() {
+    let server = server(MemoryFaults::default(), None).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_producer"))
+        .args([
+            "--endpoint",
+            &server.endpoint,
+            "--api-key",
+            KEY,
+            "--count",
+            "100000",
+            "--rate",
+            "200",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let output = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut stdout = String::new();
+        tokio::io::AsyncReadExt::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout)
+            .await
+            .unwrap();
+        (child.wait().await.unwrap(), stdout)
+    })
+    .await
+    .expect("the producer stops promptly after Ctrl-C");
+    assert_eq!(output.0.code(), Some(130));
+    let summary: Value = serde_json::from_str(&output.1).unwrap();
+    assert_eq!(summary["interrupted"], true);
+    let sent = summary["sent"].as_u64().unwrap();
+    assert!(sent > 100 && sent < 1_000, "{sent}");
+    assert_eq!(
+        summary["accepted"].as_u64().unwrap(),
+        server.sink.records().len() as u64
+    );
+}
