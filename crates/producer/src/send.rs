@@ -420,12 +420,13 @@ impl Sender {
                             work.push((resend, attempt + 1));
                         }
                     } else {
-                        // The answer names no order (or is 413): bisect until the culprits stand alone.
-                        self.stats.record_retry(pending.len() as u64);
+                        // The answer names no order (or is 413): bisect until the culprits stand
+                        // alone. The halves are re-sends, counted once each at the loop's top
+                        // (an attempt of at least 1), without using up more of the retry budget.
                         let mut first = pending;
                         let second = first.split_off(first.len() / 2);
-                        work.push((second, attempt));
-                        work.push((first, attempt));
+                        work.push((second, attempt.max(1)));
+                        work.push((first, attempt.max(1)));
                     }
                 }
                 Answer::Transport(reason) => match self.transport_error(reason) {

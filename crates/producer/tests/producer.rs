@@ -34,6 +34,9 @@ struct Seen {
     times: Mutex<Vec<Instant>>,
     /// Answer 500 to every n-th request, before the API sees it.
     error_every: Option<u64>,
+    /// Drop the `errors` list from 400 answers, as API Gateway's validator does (it names no
+    /// order of a batch).
+    anonymous_400: bool,
 }
 
 struct TestServer {
@@ -71,16 +74,33 @@ async fn record(seen: Arc<Seen>, request: Request, next: Next) -> Response {
         )
             .into_response();
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    if seen.anonymous_400 && response.status() == StatusCode::BAD_REQUEST {
+        return (
+            StatusCode::BAD_REQUEST,
+            "{\"message\": \"Invalid request body\"}",
+        )
+            .into_response();
+    }
+    response
 }
 
 async fn server(faults: MemoryFaults, error_every: Option<u64>) -> TestServer {
+    server_with(
+        faults,
+        Seen {
+            error_every,
+            ..Seen::default()
+        },
+    )
+    .await
+}
+
+async fn server_with(faults: MemoryFaults, seen: Seen) -> TestServer {
     let sink = Arc::new(MemorySink::new(faults));
-    let seen = Arc::new(Seen {
-        error_every,
-        ..Seen::default()
-    });
+    let seen = Arc::new(seen);
     let config = ApiConfig {
         api_key: KEY.into(),
         stream_name: "orders".into(),
@@ -195,6 +215,32 @@ async fn batches_with_207s_429s_500s_and_invalid_orders_end_exactly_right() {
             .records()
             .iter()
             .all(|r| orderflow_domain::parse_order(&r.data).is_ok())
+    );
+}
+
+#[tokio::test]
+async fn batches_are_bisected_when_a_400_names_no_order() {
+    let seen = Seen {
+        anonymous_400: true,
+        ..Seen::default()
+    };
+    let server = server_with(
+        MemoryFaults {
+            partial_every: Some(4),
+            ..MemoryFaults::default()
+        },
+        seen,
+    )
+    .await;
+    let summary = go(&config(&server.endpoint, Stop::Count(400), 40, 0.05)).await;
+    assert!(summary.success(), "{}", summary.to_text());
+    assert_honest(&summary, &server);
+    assert!(summary.rejected > 5, "{}", summary.rejected);
+    assert!(
+        summary
+            .top_rejections
+            .iter()
+            .all(|row| row.status == 400 && row.message == "Invalid request body")
     );
 }
 
