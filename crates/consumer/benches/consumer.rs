@@ -5,19 +5,12 @@ use std::hint::black_box;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use chrono::{TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use orderflow_consumer::{OrderRecordsEvent, plan_batch};
 use orderflow_domain::{GeneratorConfig, OrderGenerator};
 
 fn event_json(records: usize) -> Vec<u8> {
-    let now = Utc.with_ymd_and_hms(2024, 6, 8, 12, 0, 0).unwrap();
-    let mut generator = OrderGenerator::new(GeneratorConfig {
-        seed: 42,
-        customers: 10_000,
-        days: 30,
-        now,
-    });
+    let mut generator = OrderGenerator::new(GeneratorConfig::fixed(42));
     let records: Vec<_> = (0..records)
         .map(|n| {
             serde_json::json!({

@@ -10,12 +10,7 @@ use orderflow_domain::{
 
 fn benches(c: &mut Criterion) {
     let now = Utc.with_ymd_and_hms(2024, 6, 8, 12, 0, 0).unwrap();
-    let mut generator = OrderGenerator::new(GeneratorConfig {
-        seed: 42,
-        customers: 10_000,
-        days: 30,
-        now,
-    });
+    let mut generator = OrderGenerator::new(GeneratorConfig::fixed(42));
     let bodies: Vec<Vec<u8>> = (0..1_000)
         .map(|_| generator.next_order().to_json())
         .collect();
@@ -57,12 +52,7 @@ fn benches(c: &mut Criterion) {
         })
     });
     group.bench_function("generate_and_serialise", |b| {
-        let mut generator = OrderGenerator::new(GeneratorConfig {
-            seed: 7,
-            customers: 10_000,
-            days: 30,
-            now,
-        });
+        let mut generator = OrderGenerator::new(GeneratorConfig::fixed(7));
         b.iter(|| {
             (0..1_000)
                 .map(|_| generator.next_order().to_json().len())

@@ -3,12 +3,7 @@ use chrono::{TimeZone, Utc};
 use orderflow_domain::{GeneratorConfig, OrderGenerator, Provenance, order_item, parse_order};
 fn main() {
     let now = Utc.with_ymd_and_hms(2024, 6, 8, 12, 0, 0).unwrap();
-    let mut generator = OrderGenerator::new(GeneratorConfig {
-        seed: 42,
-        customers: 10_000,
-        days: 30,
-        now,
-    });
+    let mut generator = OrderGenerator::new(GeneratorConfig::fixed(42));
     let bodies: Vec<Vec<u8>> = (0..1_000)
         .map(|_| generator.next_order().to_json())
         .collect();

@@ -34,6 +34,19 @@ pub struct GeneratorConfig {
     pub now: DateTime<Utc>,
 }
 
+impl GeneratorConfig {
+    /// A config with a fixed clock, for benchmarks and tests that must see the same orders on
+    /// every run: 10,000 customers, dates over the 30 days before 2024-06-08T12:00:00Z.
+    pub fn fixed(seed: u64) -> Self {
+        GeneratorConfig {
+            seed,
+            customers: 10_000,
+            days: 30,
+            now: DateTime::from_timestamp(1_717_848_000, 0).expect("a valid time"),
+        }
+    }
+}
+
 impl Default for GeneratorConfig {
     fn default() -> Self {
         GeneratorConfig {

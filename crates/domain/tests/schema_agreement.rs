@@ -2,7 +2,6 @@
 //! the same corpus of orders. The few cases a JSON Schema cannot express are listed explicitly and
 //! pinned: the schema lets them through, the Rust rules (consumer, transformers) reject them.
 
-use chrono::{TimeZone, Utc};
 use orderflow_domain::{GeneratorConfig, ORDER_SCHEMA_JSON, OrderGenerator, parse_order};
 use serde_json::{Value, json};
 
@@ -293,12 +292,9 @@ fn corpus() -> Vec<(String, String, bool)> {
             valid,
         );
     }
-    let now = Utc.with_ymd_and_hms(2024, 6, 8, 12, 0, 0).unwrap();
     let mut generator = OrderGenerator::new(GeneratorConfig {
-        seed: 11,
         customers: 100,
-        days: 30,
-        now,
+        ..GeneratorConfig::fixed(11)
     });
     for n in 0..200 {
         case(

@@ -9,20 +9,13 @@ use std::hint::black_box;
 use aws_lambda_events::event::firehose::KinesisFirehoseEvent;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use chrono::{TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use orderflow_domain::{GeneratorConfig, OrderGenerator, Table};
 use orderflow_transformer::transform;
 
 /// A Firehose event of generated orders just under `limit` bytes of JSON.
 fn event_json(limit: usize) -> (Vec<u8>, usize) {
-    let now = Utc.with_ymd_and_hms(2024, 6, 8, 12, 0, 0).unwrap();
-    let mut generator = OrderGenerator::new(GeneratorConfig {
-        seed: 42,
-        customers: 10_000,
-        days: 30,
-        now,
-    });
+    let mut generator = OrderGenerator::new(GeneratorConfig::fixed(42));
     let mut records = Vec::new();
     let mut size = 200;
     loop {
