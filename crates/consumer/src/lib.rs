@@ -22,11 +22,6 @@ pub use write::{
     BatchWriteError, BatchWriter, MAX_BATCH_ITEMS, WritePolicy, WriteReport, write_all,
 };
 
-/// mimalloc: the handlers allocate many small strings and maps per record, where it is markedly
-/// faster than glibc's allocator (see BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The environment variable naming the DynamoDB table.
 pub const ORDERS_TABLE_ENV: &str = "ORDERS_TABLE";
 

@@ -16,6 +16,11 @@ use orderflow_producer::{
 };
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc: generating and sending orders allocates many small strings; it is markedly faster
+/// than glibc's allocator here (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn workload_config() -> WorkloadConfig {
     WorkloadConfig {
         seed: 1,

@@ -22,11 +22,6 @@ pub use send::{Fatal, RetryPolicy, Route, Sender};
 pub use stats::{Latency, Outcome, RejectionCount, Stats, Summary};
 pub use workload::{OutgoingOrder, Workload, WorkloadConfig};
 
-/// mimalloc: generating and sending orders allocates many small strings; it is markedly faster
-/// than glibc's allocator here (see BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// When to stop sending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {

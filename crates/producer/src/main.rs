@@ -18,6 +18,11 @@ use orderflow_producer::{
 };
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc: generating and sending orders allocates many small strings; it is markedly faster
+/// than glibc's allocator here (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Send generated orders to the orderflow ingestion API and report what happened.
 #[derive(Debug, Parser)]
 #[command(version, about)]

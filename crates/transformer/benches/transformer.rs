@@ -13,6 +13,11 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use orderflow_domain::{GeneratorConfig, OrderGenerator, Table};
 use orderflow_transformer::transform;
 
+/// mimalloc: the handlers allocate many small strings and maps per record, where it is markedly
+/// faster than glibc's allocator (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A Firehose event of generated orders just under `limit` bytes of JSON.
 fn event_json(limit: usize) -> (Vec<u8>, usize) {
     let mut generator = OrderGenerator::new(GeneratorConfig::fixed(42));

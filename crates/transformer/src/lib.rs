@@ -22,11 +22,6 @@ use aws_lambda_events::event::firehose::{
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use orderflow_domain::{Partition, Table, parse_order};
 
-/// mimalloc: the handlers allocate many small strings and maps per record, where it is markedly
-/// faster than glibc's allocator (see BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Lambda's limit on a synchronous response, in bytes.
 pub const RESPONSE_LIMIT_BYTES: usize = 6 * 1024 * 1024;
 
