@@ -1,0 +1,153 @@
+//! The bucket: every object the twin writes (Parquet files, Firehose error output, the consumer's
+//! failure store) goes through [`object_store`], so a local folder or an S3 endpoint can hold it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+/// The twin's bucket.
+#[derive(Clone)]
+pub struct Bucket {
+    store: Arc<dyn ObjectStore>,
+    root: PathBuf,
+}
+
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bucket").field("root", &self.root).finish()
+    }
+}
+
+impl Bucket {
+    /// A bucket in a local folder (created if missing).
+    pub fn local(root: &Path) -> Result<Self> {
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("creating the bucket folder {}", root.display()))?;
+        let root = root.canonicalize()?;
+        let store = LocalFileSystem::new_with_prefix(&root)?;
+        Ok(Bucket {
+            store: Arc::new(store),
+            root,
+        })
+    }
+
+    /// The folder the bucket lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The object store.
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// Writes one object (all or nothing: readers never see half of it).
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        let path = ObjectPath::parse(key).with_context(|| format!("object key {key}"))?;
+        self.store
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .with_context(|| format!("writing s3 object {key}"))?;
+        Ok(())
+    }
+
+    /// Keys and sizes of the objects under `prefix`.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        use futures::TryStreamExt;
+        let prefix = ObjectPath::parse(prefix)?;
+        let objects: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        Ok(objects
+            .into_iter()
+            .map(|meta| (meta.location.to_string(), meta.size))
+            .collect())
+    }
+
+    /// Reads one object.
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let path = ObjectPath::parse(key)?;
+        let bytes = self.store.get(&path).await?.bytes().await?;
+        Ok(bytes.to_vec())
+    }
+}
+
+/// Fills a Firehose prefix: `{table}`, `!{partitionKeyFromLambda:KEY}`,
+/// `!{firehose:error-output-type}` and `!{timestamp:yyyy|MM|dd|HH}` (UTC).
+pub fn expand_prefix(
+    template: &str,
+    table: &str,
+    partition_keys: &[(&str, &str)],
+    error_output_type: Option<&str>,
+    time: DateTime<Utc>,
+) -> String {
+    let mut out = template.replace("{table}", table);
+    for (key, value) in partition_keys {
+        out = out.replace(&format!("!{{partitionKeyFromLambda:{key}}}"), value);
+    }
+    if let Some(kind) = error_output_type {
+        out = out.replace("!{firehose:error-output-type}", kind);
+    }
+    for (pattern, format) in [("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H")] {
+        out = out.replace(
+            &format!("!{{timestamp:{pattern}}}"),
+            &time.format(format).to_string(),
+        );
+    }
+    out
+}
+
+/// Firehose's object name: `STREAM-VERSION-yyyy-MM-dd-HH-mm-ss-UUID` plus the file extension.
+pub fn object_name(delivery_stream: &str, time: DateTime<Utc>, extension: &str) -> String {
+    format!(
+        "{delivery_stream}-1-{}-{}{extension}",
+        time.format("%Y-%m-%d-%H-%M-%S"),
+        uuid::Uuid::new_v4()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::PipelineSettings;
+
+    #[test]
+    fn prefixes_expand_like_firehose() {
+        let settings = PipelineSettings::built_in();
+        let time = "2024-06-08T23:59:59Z".parse().unwrap();
+        let keys = [("year", "2024"), ("month", "06"), ("day", "08")];
+        assert_eq!(
+            expand_prefix(&settings.delivery.prefix, "orders", &keys, None, time),
+            "orders/year=2024/month=06/day=08/"
+        );
+        assert_eq!(
+            expand_prefix(
+                &settings.delivery.error_output_prefix,
+                "orders",
+                &[],
+                Some("processing-failed"),
+                time
+            ),
+            "errors/orders/processing-failed/year=2024/month=06/day=08/"
+        );
+        let name = object_name("orderflow-local-orders", time, ".parquet");
+        assert!(name.starts_with("orderflow-local-orders-1-2024-06-08-23-59-59-"));
+        assert!(name.ends_with(".parquet"));
+    }
+
+    #[tokio::test]
+    async fn objects_round_trip_in_a_local_bucket() {
+        let dir = std::env::temp_dir().join(format!("orderflow-bucket-{}", uuid::Uuid::new_v4()));
+        let bucket = Bucket::local(&dir).unwrap();
+        bucket.put("a/b/c.json", b"{}".to_vec()).await.unwrap();
+        assert_eq!(bucket.get("a/b/c.json").await.unwrap(), b"{}");
+        assert_eq!(
+            bucket.list("a").await.unwrap(),
+            vec![("a/b/c.json".into(), 2)]
+        );
+        assert!(dir.join("a/b/c.json").exists());
+    }
+}

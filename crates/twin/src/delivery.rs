@@ -1,0 +1,430 @@
+//! One Firehose delivery stream per table: reads the stream on its own checkpoints, invokes the
+//! table's transformer with processor-buffer sized batches, buffers the rows per partition by size
+//! and interval, writes Snappy Parquet under the dynamic-partitioning prefix, and writes failed
+//! records with their bytes to the error prefix.
+//!
+//! Checkpoints move only after every object of a flush is written, so a crash re-reads and
+//! re-delivers the records of the unfinished flush: at-least-once, as Firehose is.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use aws_lambda_events::event::firehose::KinesisFirehoseEvent;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, Utc};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+use orderflow_domain::Table;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::bucket::{Bucket, expand_prefix, object_name};
+use crate::columnar::RowBatchBuilder;
+use crate::settings::DeliverySettings;
+use crate::stream::{StoredRecord, Stream};
+
+/// Records per shard read at once.
+const READ_LIMIT: usize = 500;
+const ERROR_PROCESSING_FAILED: &str = "processing-failed";
+const ERROR_FORMAT_CONVERSION_FAILED: &str = "format-conversion-failed";
+
+/// The checkpoint name of a table's delivery stream.
+pub fn reader_name(table: Table) -> String {
+    format!("firehose/{}", table.name())
+}
+
+/// The delivery stream's name, as OpenTofu names it (`orderflow-local-product-details`).
+pub fn delivery_stream_name(prefix: &str, table: Table) -> String {
+    format!("{prefix}-{}", table.name().replace('_', "-"))
+}
+
+/// A delivery stream, ready to [`run`](Delivery::run).
+pub struct Delivery {
+    /// The table it feeds.
+    pub table: Table,
+    /// Its name (object names start with it).
+    pub name: String,
+    /// The Glue database the format conversion reads the schema from.
+    pub database: String,
+    /// The source stream.
+    pub stream: Stream,
+    /// The destination bucket.
+    pub bucket: Bucket,
+    /// The transformer Lambda's name (error records name it).
+    pub transformer: String,
+    /// Buffering, prefixes.
+    pub settings: DeliverySettings,
+    /// Overrides `settings.buffering_interval_seconds` when set.
+    pub buffering_interval: Duration,
+}
+
+/// A failed record on its way to the error prefix.
+struct ErrorRecord {
+    kind: &'static str,
+    line: serde_json::Value,
+}
+
+/// What has been read but not yet delivered.
+struct Pending {
+    partitions: BTreeMap<[String; 3], RowBatchBuilder>,
+    errors: Vec<ErrorRecord>,
+    bytes: usize,
+    oldest_arrival_ms: Option<u64>,
+    since: Option<Instant>,
+    positions: Vec<u64>,
+    saved: Vec<u64>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.partitions.is_empty() && self.errors.is_empty()
+    }
+}
+
+impl Delivery {
+    /// Runs until `shutdown`, then delivers what it holds. `flush` asks for an early delivery
+    /// (each new value is one request).
+    pub async fn run(self, shutdown: CancellationToken, mut flush: watch::Receiver<u64>) {
+        let reader = reader_name(self.table);
+        let shards = self.stream.shard_count();
+        let mut positions = Vec::new();
+        for shard in 0..shards {
+            positions.push(loop {
+                match self.stream.checkpoint(&reader, shard) {
+                    Ok(position) => break position,
+                    Err(error) => {
+                        tracing::error!(error = %error, "reading a checkpoint");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            });
+        }
+        let mut pending = Pending {
+            partitions: BTreeMap::new(),
+            errors: Vec::new(),
+            bytes: 0,
+            oldest_arrival_ms: None,
+            since: None,
+            saved: positions.clone(),
+            positions,
+        };
+        let mut appended = self.stream.appended();
+        let buffer_bytes = self.settings.buffering_size_mb as usize * 1024 * 1024;
+        let processor_bytes = self.settings.processor_buffer_size_mb as usize * 1024 * 1024;
+        let mut flush_seen = *flush.borrow_and_update();
+        loop {
+            appended.borrow_and_update();
+            let records = match self.read_round(&pending.positions, processor_bytes) {
+                Ok(records) => records,
+                Err(error) => {
+                    tracing::error!(table = self.table.name(), error = %error, "reading the stream");
+                    Vec::new()
+                }
+            };
+            let caught_up = records.is_empty();
+            if !caught_up {
+                self.process(records, &mut pending);
+            }
+            let flush_requested = *flush.borrow() != flush_seen;
+            let due = pending.bytes >= buffer_bytes
+                || pending
+                    .since
+                    .is_some_and(|since| since.elapsed() >= self.buffering_interval)
+                || (flush_requested && caught_up)
+                || (shutdown.is_cancelled() && caught_up);
+            if due {
+                if flush_requested && caught_up {
+                    flush_seen = *flush.borrow_and_update();
+                }
+                self.deliver(&mut pending, &shutdown).await;
+            } else if pending.is_empty() && pending.positions != pending.saved {
+                // Everything read was dropped: move the checkpoints on.
+                self.deliver(&mut pending, &shutdown).await;
+            }
+            if shutdown.is_cancelled() && caught_up {
+                if !pending.is_empty() || pending.positions != pending.saved {
+                    self.deliver(&mut pending, &shutdown).await;
+                }
+                break;
+            }
+            if caught_up {
+                let wait = pending.since.map_or(Duration::from_secs(3600), |since| {
+                    self.buffering_interval.saturating_sub(since.elapsed())
+                });
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    _ = appended.changed() => {}
+                    _ = flush.changed() => {}
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+
+    /// Reads up to one processor buffer, round-robin over the shards.
+    fn read_round(&self, positions: &[u64], max_bytes: usize) -> Result<Vec<StoredRecord>> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for (shard, &after) in positions.iter().enumerate() {
+            if bytes >= max_bytes {
+                break;
+            }
+            let records = self
+                .stream
+                .read(shard as u32, after, READ_LIMIT, max_bytes - bytes)?;
+            bytes += records.iter().map(|r| r.data.len()).sum::<usize>();
+            out.extend(records);
+        }
+        Ok(out)
+    }
+
+    /// Invokes the transformer on `records` and buffers its answer.
+    fn process(&self, records: Vec<StoredRecord>, pending: &mut Pending) {
+        let event = firehose_event(&self.name, &self.stream.arn(), &records);
+        let response = serde_json::from_value::<KinesisFirehoseEvent>(event)
+            .map(|event| orderflow_transformer::transform(&event, self.table).0);
+        let now = now_ms();
+        let outputs = match response {
+            Ok(response) if response.records.len() == records.len() => response.records,
+            Ok(_) | Err(_) => {
+                tracing::error!(
+                    table = self.table.name(),
+                    "transformer answer does not match its input; records go to the error prefix"
+                );
+                Vec::new()
+            }
+        };
+        for (index, record) in records.iter().enumerate() {
+            pending.positions[record.shard as usize] = record.position;
+            pending.oldest_arrival_ms = Some(
+                pending
+                    .oldest_arrival_ms
+                    .map_or(record.arrival_ms, |oldest| oldest.min(record.arrival_ms)),
+            );
+            pending.since.get_or_insert_with(Instant::now);
+            let Some(output) = outputs.get(index) else {
+                pending
+                    .errors
+                    .push(self.processing_failed(record, now, "Lambda.InvalidOutput"));
+                continue;
+            };
+            if output.record_id.as_deref() != Some(record_id(record).as_str()) {
+                pending
+                    .errors
+                    .push(self.processing_failed(record, now, "Lambda.InvalidOutput"));
+                continue;
+            }
+            match output.result.as_deref() {
+                Some("Ok") => {
+                    let keys = &output.metadata.partition_keys;
+                    let partition = ["year", "month", "day"].map(|k| keys.get(k).cloned());
+                    let [Some(year), Some(month), Some(day)] = partition else {
+                        pending.errors.push(self.processing_failed(
+                            record,
+                            now,
+                            "DynamicPartitioning.MetadataExtractionFailed",
+                        ));
+                        continue;
+                    };
+                    let builder = pending
+                        .partitions
+                        .entry([year, month, day])
+                        .or_insert_with(|| RowBatchBuilder::new(self.table));
+                    match builder.push_record(&output.data.0) {
+                        Ok(_) => pending.bytes += output.data.0.len(),
+                        Err(error) => {
+                            tracing::warn!(table = self.table.name(), sequence_number = %record.sequence_number(), error = %error, "record does not convert to Parquet");
+                            pending.errors.push(ErrorRecord {
+                                kind: ERROR_FORMAT_CONVERSION_FAILED,
+                                line: json!({
+                                    "attemptsMade": 1,
+                                    "arrivalTimestamp": record.arrival_ms,
+                                    "lastErrorCode": "DataFormatConversion.MalformedData",
+                                    "lastErrorMessage": error.to_string(),
+                                    "attemptEndingTimestamp": now,
+                                    "rawData": BASE64.encode(&output.data.0),
+                                    "sequenceNumber": record.sequence_number(),
+                                    "dataCatalogTable": {
+                                        "databaseName": self.database,
+                                        "tableName": self.table.name(),
+                                    },
+                                }),
+                            });
+                        }
+                    }
+                }
+                Some("Dropped") => {}
+                _ => pending.errors.push(self.processing_failed(
+                    record,
+                    now,
+                    "Lambda.ProcessingFailed",
+                )),
+            }
+        }
+    }
+
+    fn processing_failed(&self, record: &StoredRecord, now: u64, code: &str) -> ErrorRecord {
+        ErrorRecord {
+            kind: ERROR_PROCESSING_FAILED,
+            line: json!({
+                "attemptsMade": 1,
+                "arrivalTimestamp": record.arrival_ms,
+                "errorCode": code,
+                "errorMessage": "The transformer returned the record as ProcessingFailed (it is not a valid order).",
+                "attemptEndingTimestamp": now,
+                "rawData": BASE64.encode(&record.data),
+                "lambdaArn": format!(
+                    "arn:aws:lambda:us-east-1:000000000000:function:{}:$LATEST",
+                    self.transformer
+                ),
+            }),
+        }
+    }
+
+    /// Writes every buffered object, then saves the checkpoints. Retries failed writes (objects
+    /// already written are not written again) until they succeed.
+    async fn deliver(&self, pending: &mut Pending, shutdown: &CancellationToken) {
+        let time = pending
+            .oldest_arrival_ms
+            .and_then(|ms| DateTime::<Utc>::from_timestamp_millis(ms as i64))
+            .unwrap_or_else(Utc::now);
+        let mut objects = match self.objects(pending, time) {
+            Ok(objects) => objects,
+            Err(error) => {
+                tracing::error!(table = self.table.name(), error = %error, "building the Parquet objects failed");
+                return;
+            }
+        };
+        let mut backoff = Duration::from_millis(100);
+        while let Some((key, bytes)) = objects.last() {
+            match self.bucket.put(key, bytes.clone()).await {
+                Ok(()) => {
+                    objects.pop();
+                }
+                Err(error) => {
+                    tracing::error!(table = self.table.name(), error = %format!("{error:#}"), "writing an object failed; retrying");
+                    if shutdown.is_cancelled() && backoff > Duration::from_secs(5) {
+                        // Give up at shutdown: the checkpoint stays, the records are read again.
+                        return;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        let positions: Vec<(u32, u64)> = pending
+            .positions
+            .iter()
+            .enumerate()
+            .map(|(shard, &p)| (shard as u32, p))
+            .collect();
+        loop {
+            match self
+                .stream
+                .save_checkpoints(&reader_name(self.table), &positions)
+            {
+                Ok(()) => break,
+                Err(error) => {
+                    tracing::error!(error = %error, "saving checkpoints failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        pending.saved = pending.positions.clone();
+        pending.bytes = 0;
+        pending.since = None;
+        pending.oldest_arrival_ms = None;
+    }
+
+    /// The objects of one delivery: one Parquet file per partition, one error file per type.
+    fn objects(
+        &self,
+        pending: &mut Pending,
+        time: DateTime<Utc>,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut objects = Vec::new();
+        for (partition, mut builder) in std::mem::take(&mut pending.partitions) {
+            if builder.is_empty() {
+                continue;
+            }
+            let batch = builder.finish();
+            let keys = [
+                ("year", partition[0].as_str()),
+                ("month", partition[1].as_str()),
+                ("day", partition[2].as_str()),
+            ];
+            let prefix = expand_prefix(&self.settings.prefix, self.table.name(), &keys, None, time);
+            let name = object_name(&self.name, time, &self.settings.file_extension);
+            objects.push((format!("{prefix}{name}"), parquet_bytes(&batch)?));
+        }
+        let mut errors: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+        for error in std::mem::take(&mut pending.errors) {
+            let out = errors.entry(error.kind).or_default();
+            serde_json::to_writer(&mut *out, &error.line)?;
+            out.push(b'\n');
+        }
+        for (kind, lines) in errors {
+            let prefix = expand_prefix(
+                &self.settings.error_output_prefix,
+                self.table.name(),
+                &[],
+                Some(kind),
+                time,
+            );
+            objects.push((
+                format!("{prefix}{}", object_name(&self.name, time, "")),
+                lines,
+            ));
+        }
+        Ok(objects)
+    }
+}
+
+/// A Snappy-compressed Parquet file holding `batch`.
+pub fn parquet_bytes(batch: &RecordBatch) -> Result<Vec<u8>> {
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_created_by(concat!("orderflow-twin ", env!("CARGO_PKG_VERSION")).to_owned())
+        .build();
+    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(properties))
+        .context("starting a Parquet file")?;
+    writer.write(batch).context("writing Parquet rows")?;
+    writer.into_inner().context("finishing a Parquet file")
+}
+
+/// Firehose's record id for a Kinesis-sourced record.
+fn record_id(record: &StoredRecord) -> String {
+    format!("{}{:012}", record.sequence_number(), record.shard)
+}
+
+/// The transformer's event, in the JSON Firehose sends for a Kinesis source.
+fn firehose_event(name: &str, stream_arn: &str, records: &[StoredRecord]) -> serde_json::Value {
+    json!({
+        "invocationId": uuid::Uuid::new_v4().to_string(),
+        "deliveryStreamArn": format!("arn:aws:firehose:us-east-1:000000000000:deliverystream/{name}"),
+        "sourceKinesisStreamArn": stream_arn,
+        "region": "us-east-1",
+        "records": records.iter().map(|record| json!({
+            "recordId": record_id(record),
+            "approximateArrivalTimestamp": record.arrival_ms,
+            "data": BASE64.encode(&record.data),
+            "kinesisRecordMetadata": {
+                "sequenceNumber": record.sequence_number(),
+                "subsequenceNumber": 0,
+                "partitionKey": record.partition_key,
+                "shardId": record.shard_id(),
+                "approximateArrivalTimestamp": record.arrival_ms,
+            },
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn now_ms() -> u64 {
+    Utc::now().timestamp_millis().max(0) as u64
+}

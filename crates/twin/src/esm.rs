@@ -1,0 +1,642 @@
+//! The event source mapping: polls each shard and invokes the consumer like Lambda's Kinesis
+//! trigger does.
+//!
+//! - Batches of up to `batch_size` records, waiting up to the batching window for a full one.
+//! - `batchItemFailures` (ReportBatchItemFailures): the checkpoint moves to just before the lowest
+//!   reported sequence number and the batch is retried from there. A sequence number that is not
+//!   in the batch counts as a failure of the whole batch, as in Lambda.
+//! - A function error (or a failure of the batch's first record) with bisection on splits the
+//!   batch in two and retries the first half; splitting does not use up retries. A batch that
+//!   cannot be split is retried `maximum_retry_attempts` times; then, or when its records are
+//!   older than `maximum_record_age_seconds`, its description and records go to the failure store
+//!   (the on-failure destination) and the shard moves on.
+//! - Checkpoints are durable (in the stream's database); a restart resumes after the last batch
+//!   that finished, so a batch in flight at a crash is delivered again (at-least-once).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::bucket::Bucket;
+use crate::settings::ConsumerSettings;
+use crate::stream::{StoredRecord, Stream, position_of};
+
+/// The checkpoint name of the consumer's event source mapping.
+pub const READER: &str = "consumer";
+/// Lambda's synchronous invocation payload limit.
+const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+/// Prefix of the failure store in the bucket.
+pub const FAILURE_PREFIX: &str = "failures/consumer";
+
+/// An invocation that failed as a whole (Lambda's `FunctionError`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct FunctionError {
+    /// `Unhandled`, `Task timed out`, ...
+    pub kind: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// A Lambda function the mapping invokes: a Kinesis event in, the response JSON out.
+pub trait StreamFunction: Send + Sync + 'static {
+    /// Invokes the function with the event's JSON.
+    fn invoke(&self, event: Vec<u8>)
+    -> impl Future<Output = Result<Vec<u8>, FunctionError>> + Send;
+}
+
+/// What the mapping has done since it started.
+#[derive(Debug, Default)]
+pub struct MappingStats {
+    /// Invocations.
+    pub invocations: AtomicU64,
+    /// Invocations that failed as a whole.
+    pub function_errors: AtomicU64,
+    /// Invocations that reported `batchItemFailures`.
+    pub partial_failures: AtomicU64,
+    /// Batches split in two.
+    pub bisections: AtomicU64,
+    /// Batches sent to the failure store.
+    pub failed_batches: AtomicU64,
+    /// Records in those batches.
+    pub failed_records: AtomicU64,
+}
+
+/// How one invocation went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    /// Every record done.
+    Done,
+    /// Records from this position on must be retried.
+    RetryFrom(u64),
+    /// The whole batch failed.
+    Failed(String),
+}
+
+/// The mapping of one shard.
+pub struct ShardMapping<F> {
+    /// The stream.
+    pub stream: Stream,
+    /// The shard.
+    pub shard: u32,
+    /// Batch size, window, retries, record age, bisection, timeout.
+    pub settings: ConsumerSettings,
+    /// The consumer.
+    pub function: Arc<F>,
+    /// The function's name (for the failure store).
+    pub function_name: String,
+    /// Where exhausted batches go.
+    pub bucket: Bucket,
+    /// Counters.
+    pub stats: Arc<MappingStats>,
+}
+
+impl<F: StreamFunction> ShardMapping<F> {
+    /// Runs until `shutdown` (an invocation in flight finishes first).
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut checkpoint = loop {
+            match self.stream.checkpoint(READER, self.shard) {
+                Ok(position) => break position,
+                Err(error) => {
+                    tracing::error!(error = %error, "reading the consumer checkpoint");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        let batch_size = self.settings.batch_size.max(1);
+        let window = Duration::from_secs(self.settings.maximum_batching_window_seconds);
+        let mut limit = batch_size;
+        let mut attempts: u32 = 0;
+        let mut tip = self.stream.tip(self.shard);
+        while !shutdown.is_cancelled() {
+            let available = tip.borrow_and_update().saturating_sub(checkpoint);
+            if available == 0 {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    _ = tip.changed() => continue,
+                }
+            }
+            if (available as usize) < limit && attempts == 0 && !window.is_zero() {
+                let until = Instant::now() + window;
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep_until(until) => break,
+                        _ = tip.changed() => {
+                            if tip.borrow_and_update().saturating_sub(checkpoint) as usize >= limit {
+                                break;
+                            }
+                        }
+                    }
+                }
+                if shutdown.is_cancelled() {
+                    break;
+                }
+            }
+            let records = match self
+                .stream
+                .read(self.shard, checkpoint, limit, MAX_PAYLOAD_BYTES)
+            {
+                Ok(records) => records,
+                Err(error) => {
+                    tracing::error!(error = %error, "reading the stream");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let Some(last) = records.last().map(|r| r.position) else {
+                // Trimmed by retention before it was read: nothing to invoke with.
+                checkpoint = *tip.borrow();
+                self.save(checkpoint).await;
+                continue;
+            };
+            let max_age = Duration::from_secs(self.settings.maximum_record_age_seconds);
+            let expired = records.iter().take_while(|r| age(r) > max_age).count();
+            if expired > 0 {
+                self.to_failure_store(&records[..expired], "RecordAgeExceeded", attempts)
+                    .await;
+                checkpoint = records[expired - 1].position;
+                self.save(checkpoint).await;
+                attempts = 0;
+                continue;
+            }
+            let outcome = self.invoke(&records).await;
+            let first = records[0].position;
+            match outcome {
+                Outcome::Done => {
+                    checkpoint = last;
+                    self.save(checkpoint).await;
+                    attempts = 0;
+                    limit = (limit * 2).min(batch_size);
+                }
+                Outcome::RetryFrom(position) if position > first => {
+                    checkpoint = position - 1;
+                    self.save(checkpoint).await;
+                    attempts = 0;
+                }
+                Outcome::RetryFrom(_) | Outcome::Failed(_) => {
+                    if self.settings.bisect_batch_on_function_error && records.len() > 1 {
+                        limit = records.len() / 2;
+                        self.stats.bisections.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(shard = self.shard, first = %records[0].sequence_number(), size = limit, "bisecting the failing batch");
+                        continue;
+                    }
+                    attempts += 1;
+                    if attempts > self.settings.maximum_retry_attempts {
+                        self.to_failure_store(&records, "RetryAttemptsExhausted", attempts)
+                            .await;
+                        checkpoint = last;
+                        self.save(checkpoint).await;
+                        attempts = 0;
+                        continue;
+                    }
+                    let backoff = Duration::from_millis(100 << attempts.min(6));
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Invokes the function with `records` and reads its answer.
+    async fn invoke(&self, records: &[StoredRecord]) -> Outcome {
+        self.stats.invocations.fetch_add(1, Ordering::Relaxed);
+        let event = kinesis_event(&self.stream, records);
+        let answer = self.function.invoke(event).await;
+        let response = match answer {
+            Ok(response) => response,
+            Err(error) => {
+                self.stats.function_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(shard = self.shard, error = %error, "consumer invocation failed");
+                return Outcome::Failed(error.to_string());
+            }
+        };
+        let outcome = outcome_of(&response, records);
+        if !matches!(outcome, Outcome::Done) {
+            self.stats.partial_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        outcome
+    }
+
+    async fn save(&self, checkpoint: u64) {
+        while let Err(error) = self
+            .stream
+            .save_checkpoints(READER, &[(self.shard, checkpoint)])
+        {
+            tracing::error!(error = %error, "saving the consumer checkpoint failed; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Writes the batch's description (and its records) to the failure store.
+    async fn to_failure_store(&self, records: &[StoredRecord], condition: &str, attempts: u32) {
+        let first = &records[0];
+        let last = &records[records.len() - 1];
+        let now = Utc::now();
+        let document = json!({
+            "version": "1.0",
+            "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "requestContext": {
+                "requestId": uuid::Uuid::new_v4().to_string(),
+                "functionArn": format!("arn:aws:lambda:us-east-1:000000000000:function:{}", self.function_name),
+                "condition": condition,
+                "approximateInvokeCount": attempts + 1,
+            },
+            "responseContext": { "statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled" },
+            "KinesisBatchInfo": {
+                "shardId": first.shard_id(),
+                "startSequenceNumber": first.sequence_number(),
+                "endSequenceNumber": last.sequence_number(),
+                "approximateArrivalOfFirstRecord": iso(first.arrival_ms),
+                "approximateArrivalOfLastRecord": iso(last.arrival_ms),
+                "batchSize": records.len(),
+                "streamArn": self.stream.arn(),
+            },
+            "payload": records.iter().map(|r| json!({
+                "sequenceNumber": r.sequence_number(),
+                "partitionKey": r.partition_key,
+                "approximateArrivalTimestamp": iso(r.arrival_ms),
+                "data": BASE64.encode(&r.data),
+            })).collect::<Vec<_>>(),
+        });
+        let key = format!(
+            "{FAILURE_PREFIX}/{}/{}/{}-{}.json",
+            first.shard_id(),
+            now.format("%Y/%m/%d"),
+            now.format("%Y-%m-%dT%H.%M.%S"),
+            uuid::Uuid::new_v4()
+        );
+        let bytes = serde_json::to_vec_pretty(&document).expect("JSON");
+        let mut backoff = Duration::from_millis(100);
+        while let Err(error) = self.bucket.put(&key, bytes.clone()).await {
+            tracing::error!(error = %format!("{error:#}"), "writing to the failure store failed; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+        self.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .failed_records
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        tracing::error!(
+            shard = %first.shard_id(),
+            start = %first.sequence_number(),
+            end = %last.sequence_number(),
+            records = records.len(),
+            condition,
+            key = %key,
+            "batch sent to the failure store"
+        );
+    }
+}
+
+fn age(record: &StoredRecord) -> Duration {
+    let now = Utc::now().timestamp_millis().max(0) as u64;
+    Duration::from_millis(now.saturating_sub(record.arrival_ms))
+}
+
+fn iso(ms: u64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms as i64)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Reads a `KinesisEventResponse` against its batch.
+fn outcome_of(response: &[u8], records: &[StoredRecord]) -> Outcome {
+    #[derive(Deserialize)]
+    struct Response {
+        #[serde(rename = "batchItemFailures", default)]
+        batch_item_failures: Option<Vec<Failure>>,
+    }
+    #[derive(Deserialize)]
+    struct Failure {
+        #[serde(rename = "itemIdentifier")]
+        item_identifier: Option<String>,
+    }
+    let Ok(response) = serde_json::from_slice::<Response>(response) else {
+        // Lambda treats a response it cannot read as success only when it is empty/null.
+        return if response.is_empty() || response == b"null" {
+            Outcome::Done
+        } else {
+            Outcome::Failed("the response is not a KinesisEventResponse".into())
+        };
+    };
+    let failures = response.batch_item_failures.unwrap_or_default();
+    if failures.is_empty() {
+        return Outcome::Done;
+    }
+    let mut lowest: Option<u64> = None;
+    for failure in failures {
+        let position = failure
+            .item_identifier
+            .as_deref()
+            .and_then(position_of)
+            .filter(|p| records.iter().any(|r| r.position == *p));
+        let Some(position) = position else {
+            return Outcome::Failed(
+                "batchItemFailures names a sequence number that is not in the batch".into(),
+            );
+        };
+        lowest = Some(lowest.map_or(position, |l| l.min(position)));
+    }
+    Outcome::RetryFrom(lowest.expect("not empty"))
+}
+
+/// The Kinesis event Lambda sends for `records`.
+pub fn kinesis_event(stream: &Stream, records: &[StoredRecord]) -> Vec<u8> {
+    let arn = stream.arn();
+    let event = json!({
+        "Records": records.iter().map(|record| json!({
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0",
+                "partitionKey": record.partition_key,
+                "sequenceNumber": record.sequence_number(),
+                "data": BASE64.encode(&record.data),
+                "approximateArrivalTimestamp": record.arrival_ms as f64 / 1000.0,
+            },
+            "eventSource": "aws:kinesis",
+            "eventVersion": "1.0",
+            "eventID": format!("{}:{}", record.shard_id(), record.sequence_number()),
+            "eventName": "aws:kinesis:record",
+            "invokeIdentityArn": "arn:aws:iam::000000000000:role/orderflow-local-consumer",
+            "awsRegion": "us-east-1",
+            "eventSourceARN": arn,
+        })).collect::<Vec<_>>(),
+    });
+    serde_json::to_vec(&event).expect("JSON")
+}
+
+/// The real consumer handler, invoked in process through its JSON contract.
+pub struct ConsumerFunction {
+    /// DynamoDB client.
+    pub client: aws_sdk_dynamodb::Client,
+    /// The orders table.
+    pub table: String,
+    /// Write tuning.
+    pub policy: orderflow_consumer::WritePolicy,
+    /// The Lambda timeout.
+    pub timeout: Duration,
+}
+
+impl StreamFunction for ConsumerFunction {
+    async fn invoke(&self, event: Vec<u8>) -> Result<Vec<u8>, FunctionError> {
+        let payload: orderflow_consumer::OrderRecordsEvent = serde_json::from_slice(&event)
+            .map_err(|error| FunctionError {
+                kind: "Runtime.UnmarshalError".into(),
+                message: error.to_string(),
+            })?;
+        let deadline = Instant::now() + self.timeout - orderflow_consumer::DEADLINE_MARGIN;
+        let (client, table, policy) =
+            (self.client.clone(), self.table.clone(), self.policy.clone());
+        let task = tokio::spawn(async move {
+            orderflow_consumer::handle_batch(&payload.0, &client, &table, &policy, deadline)
+                .await
+                .0
+        });
+        match tokio::time::timeout(self.timeout, task).await {
+            Ok(Ok(response)) => Ok(serde_json::to_vec(&response).expect("JSON")),
+            Ok(Err(error)) => Err(FunctionError {
+                kind: "Runtime.ExitError".into(),
+                message: format!("the handler panicked: {error}"),
+            }),
+            Err(_) => Err(FunctionError {
+                kind: "Sandbox.Timedout".into(),
+                message: format!(
+                    "Task timed out after {:.2} seconds",
+                    self.timeout.as_secs_f64()
+                ),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+
+    use orderflow_api::RecordEntry;
+
+    use super::*;
+
+    /// A function that fails every batch holding one of `poison` (by data), and records what it
+    /// saw.
+    struct Scripted {
+        poison: HashSet<Vec<u8>>,
+        partial: bool,
+        seen: Mutex<Vec<Vec<Vec<u8>>>>,
+        done: Mutex<Vec<Vec<u8>>>,
+    }
+
+    impl StreamFunction for Scripted {
+        async fn invoke(&self, event: Vec<u8>) -> Result<Vec<u8>, FunctionError> {
+            let event: serde_json::Value = serde_json::from_slice(&event).unwrap();
+            let records: Vec<(String, Vec<u8>)> = event["Records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        r["kinesis"]["sequenceNumber"].as_str().unwrap().to_owned(),
+                        BASE64
+                            .decode(r["kinesis"]["data"].as_str().unwrap())
+                            .unwrap(),
+                    )
+                })
+                .collect();
+            self.seen
+                .lock()
+                .unwrap()
+                .push(records.iter().map(|r| r.1.clone()).collect());
+            let bad = records.iter().position(|r| self.poison.contains(&r.1));
+            match (bad, self.partial) {
+                (None, _) => {
+                    self.done
+                        .lock()
+                        .unwrap()
+                        .extend(records.into_iter().map(|r| r.1));
+                    Ok(b"{\"batchItemFailures\":[]}".to_vec())
+                }
+                (Some(index), true) => {
+                    self.done
+                        .lock()
+                        .unwrap()
+                        .extend(records[..index].iter().map(|r| r.1.clone()));
+                    let failures: Vec<_> = records[index..]
+                        .iter()
+                        .map(|r| json!({"itemIdentifier": r.0}))
+                        .collect();
+                    Ok(serde_json::to_vec(&json!({ "batchItemFailures": failures })).unwrap())
+                }
+                (Some(_), false) => Err(FunctionError {
+                    kind: "Unhandled".into(),
+                    message: "poison".into(),
+                }),
+            }
+        }
+    }
+
+    fn settings() -> ConsumerSettings {
+        ConsumerSettings {
+            batch_size: 100,
+            maximum_batching_window_seconds: 0,
+            maximum_retry_attempts: 2,
+            maximum_record_age_seconds: 3600,
+            bisect_batch_on_function_error: true,
+            timeout_seconds: 5,
+        }
+    }
+
+    async fn run_until_idle(
+        partial: bool,
+        settings: ConsumerSettings,
+    ) -> (Arc<Scripted>, Stream, Bucket) {
+        let dir = std::env::temp_dir().join(format!("orderflow-esm-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let stream = Stream::open(&dir.join("s.redb"), "orders", 1).unwrap();
+        let bucket = Bucket::local(&dir.join("bucket")).unwrap();
+        let entries = (0..250)
+            .map(|i| RecordEntry {
+                partition_key: "k".into(),
+                data: format!("r{i}").into_bytes(),
+            })
+            .collect();
+        stream.append(entries).await.unwrap();
+        let function = Arc::new(Scripted {
+            poison: HashSet::from([b"r137".to_vec()]),
+            partial,
+            seen: Mutex::default(),
+            done: Mutex::default(),
+        });
+        let mapping = ShardMapping {
+            stream: stream.clone(),
+            shard: 0,
+            settings,
+            function: function.clone(),
+            function_name: "consumer".into(),
+            bucket: bucket.clone(),
+            stats: Arc::default(),
+        };
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(mapping.run(shutdown.clone()));
+        let started = std::time::Instant::now();
+        while stream.checkpoint(READER, 0).unwrap() < 250 {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "mapping stalled"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        shutdown.cancel();
+        task.await.unwrap();
+        (function, stream, bucket)
+    }
+
+    async fn failure_documents(bucket: &Bucket) -> Vec<serde_json::Value> {
+        let mut documents = Vec::new();
+        for (key, _) in bucket.list(FAILURE_PREFIX).await.unwrap() {
+            documents.push(serde_json::from_slice(&bucket.get(&key).await.unwrap()).unwrap());
+        }
+        documents
+    }
+
+    #[tokio::test]
+    async fn a_poison_record_is_bisected_to_and_only_it_reaches_the_failure_store() {
+        for partial in [false, true] {
+            let (function, _stream, bucket) = run_until_idle(partial, settings()).await;
+            let done = function.done.lock().unwrap().clone();
+            let expected: Vec<Vec<u8>> = (0..250)
+                .filter(|&i| i != 137)
+                .map(|i| format!("r{i}").into_bytes())
+                .collect();
+            let unique: HashSet<_> = done.iter().cloned().collect();
+            assert_eq!(unique.len(), 249, "partial={partial}");
+            assert!(expected.iter().all(|r| unique.contains(r)));
+            let documents = failure_documents(&bucket).await;
+            assert_eq!(documents.len(), 1, "partial={partial}");
+            let info = &documents[0]["KinesisBatchInfo"];
+            assert_eq!(info["batchSize"], 1);
+            assert_eq!(
+                documents[0]["requestContext"]["condition"],
+                "RetryAttemptsExhausted"
+            );
+            let data = documents[0]["payload"][0]["data"].as_str().unwrap();
+            assert_eq!(BASE64.decode(data).unwrap(), b"r137");
+            // The single poison record was tried 1 + maximum_retry_attempts times.
+            let alone = function
+                .seen
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|batch| batch.len() == 1 && batch[0] == b"r137")
+                .count();
+            assert_eq!(alone, 3, "partial={partial}");
+        }
+    }
+
+    #[tokio::test]
+    async fn without_bisection_the_whole_batch_goes_to_the_failure_store_after_its_retries() {
+        let settings = ConsumerSettings {
+            bisect_batch_on_function_error: false,
+            ..settings()
+        };
+        let (function, _stream, bucket) = run_until_idle(false, settings).await;
+        let documents = failure_documents(&bucket).await;
+        assert_eq!(documents.len(), 1);
+        assert_eq!(documents[0]["KinesisBatchInfo"]["batchSize"], 100);
+        // Batches 1 and 3 were written; batch 2 (records 100..199) tried 3 times.
+        assert_eq!(function.done.lock().unwrap().len(), 150);
+        assert_eq!(function.seen.lock().unwrap().len(), 2 + 3);
+    }
+
+    #[test]
+    fn responses_are_read_like_lambda_reads_them() {
+        let records: Vec<StoredRecord> = (1..=3)
+            .map(|position| StoredRecord {
+                shard: 0,
+                position,
+                arrival_ms: 0,
+                partition_key: "k".into(),
+                data: vec![],
+            })
+            .collect();
+        let seq = |p| crate::stream::sequence_number(0, p);
+        assert_eq!(outcome_of(b"{}", &records), Outcome::Done);
+        assert_eq!(outcome_of(b"null", &records), Outcome::Done);
+        assert_eq!(
+            outcome_of(
+                format!(r#"{{"batchItemFailures":[{{"itemIdentifier":"{}"}},{{"itemIdentifier":"{}"}}]}}"#, seq(3), seq(2)).as_bytes(),
+                &records
+            ),
+            Outcome::RetryFrom(2)
+        );
+        assert!(matches!(
+            outcome_of(
+                format!(
+                    r#"{{"batchItemFailures":[{{"itemIdentifier":"{}"}}]}}"#,
+                    seq(9)
+                )
+                .as_bytes(),
+                &records
+            ),
+            Outcome::Failed(_)
+        ));
+        assert!(matches!(
+            outcome_of(
+                br#"{"batchItemFailures":[{"itemIdentifier":""}]}"#,
+                &records
+            ),
+            Outcome::Failed(_)
+        ));
+    }
+}

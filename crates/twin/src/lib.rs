@@ -1,0 +1,29 @@
+//! The local twin: the whole orderflow pipeline on one machine, offline.
+//!
+//! The real handlers (the consumer's [`orderflow_consumer::handle_batch`], the transformers'
+//! [`orderflow_transformer::transform`]) run in process behind the same JSON contracts Lambda
+//! gives them; around them the twin provides what AWS provides:
+//!
+//! - [`stream`]: a durable, sharded log with Kinesis semantics (redb);
+//! - the ingestion API ([`orderflow_api::router`]) writing to it;
+//! - [`esm`]: Lambda's Kinesis event source mapping (batching, `batchItemFailures`, bisection,
+//!   retries, record age, failure store);
+//! - [`dynamodb`]: dynalite, persisted under the data folder;
+//! - [`delivery`]: one Firehose delivery stream per table (buffering, transformation, dynamic
+//!   partitioning, strict JSON-to-Parquet conversion via [`columnar`], error output);
+//! - [`bucket`]: the S3 bucket through `object_store`;
+//! - [`sql`]: DataFusion over the bucket;
+//! - [`status`]: where every record is.
+//!
+//! [`settings`] reads the pipeline settings OpenTofu deploys with; [`twin`] starts and stops it all.
+
+pub mod bucket;
+pub mod columnar;
+pub mod delivery;
+pub mod dynamodb;
+pub mod esm;
+pub mod settings;
+pub mod sql;
+pub mod status;
+pub mod stream;
+pub mod twin;

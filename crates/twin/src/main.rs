@@ -1,0 +1,477 @@
+//! `orderflow`: the local twin of the orderflow pipeline.
+//!
+//! - `orderflow up`: runs the twin until Ctrl-C; prints its endpoints and API key.
+//! - `orderflow demo`: starts the twin, sends orders through the producer, waits until every
+//!   accepted order is in DynamoDB and in Parquet, runs `sql/queries/`, prints the results.
+//! - `orderflow query FILE.sql | --sql "..."`: SQL over the twin's Parquet tables.
+//! - `orderflow status`: where every record is.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use chrono::{DurationRound, TimeDelta, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use orderflow_producer::{RetryPolicy, Route, RunConfig, Stats, Stop, WorkloadConfig};
+use orderflow_twin::settings::PipelineSettings;
+use orderflow_twin::status::Status;
+use orderflow_twin::twin::{Endpoints, STATUS_ROUTE, Twin, TwinOptions, endpoints_file};
+use orderflow_twin::{sql, status};
+use tokio_util::sync::CancellationToken;
+
+/// mimalloc: the handlers allocate many small strings and maps per record (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "orderflow",
+    version,
+    about = "The orderflow pipeline on one machine, offline."
+)]
+struct Cli {
+    /// The data folder (stream, checkpoints, DynamoDB files, the bucket).
+    #[arg(
+        long,
+        global = true,
+        default_value = ".orderflow",
+        env = "ORDERFLOW_DATA_DIR"
+    )]
+    data_dir: PathBuf,
+    /// Pipeline settings shared with OpenTofu (default: tofu/pipeline.json as built in).
+    #[arg(long, global = true, env = "ORDERFLOW_SETTINGS")]
+    settings: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+struct StartArgs {
+    /// Use this DynamoDB endpoint instead of starting dynalite.
+    #[arg(long, env = "ORDERFLOW_DYNAMODB_ENDPOINT")]
+    dynamodb_endpoint: Option<String>,
+    /// The API key (default: generated once, kept in the data folder).
+    #[arg(long, env = "ORDERFLOW_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Deliver Firehose buffers after this many seconds instead of the settings' interval.
+    #[arg(long)]
+    buffering_interval_seconds: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the twin and keep it running until Ctrl-C.
+    Up {
+        /// API port on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 4566)]
+        port: u16,
+        #[command(flatten)]
+        start: StartArgs,
+    },
+    /// Start the twin, send orders, wait until they are in DynamoDB and Parquet, run the queries.
+    Demo {
+        /// Orders to send.
+        #[arg(long, default_value_t = 10_000)]
+        orders: u64,
+        /// Orders per request.
+        #[arg(long, default_value_t = 100)]
+        batch_size: usize,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Workload seed (default: random, printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The queries to run (default: sql/queries, or the built-in copies).
+        #[arg(long, default_value = "sql/queries")]
+        queries: PathBuf,
+        /// Seconds to wait for the pipeline to catch up.
+        #[arg(long, default_value_t = 300)]
+        timeout_seconds: u64,
+        #[command(flatten)]
+        start: StartArgs,
+    },
+    /// Run SQL over the twin's Parquet tables.
+    Query {
+        /// A file with one SQL statement.
+        #[arg(conflicts_with = "sql", required_unless_present = "sql")]
+        file: Option<PathBuf>,
+        /// The SQL statement.
+        #[arg(long)]
+        sql: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Where every record is: shards and lags, DynamoDB items, files, errors, failures.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("orderflow: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let settings = match &cli.settings {
+        Some(path) => PipelineSettings::read(path)?,
+        None => PipelineSettings::built_in(),
+    };
+    match cli.command {
+        Command::Up { port, start } => up(&cli.data_dir, settings, port, start).await,
+        Command::Demo {
+            orders,
+            batch_size,
+            concurrency,
+            seed,
+            queries,
+            timeout_seconds,
+            start,
+        } => {
+            let demo = DemoArgs {
+                orders,
+                batch_size,
+                concurrency,
+                seed: seed.unwrap_or_else(rand::random),
+                queries,
+                timeout: Duration::from_secs(timeout_seconds),
+            };
+            run_demo(&cli.data_dir, settings, start, demo).await
+        }
+        Command::Query { file, sql, format } => {
+            let text = match (file, sql) {
+                (Some(file), _) => std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?,
+                (None, Some(sql)) => sql,
+                (None, None) => bail!("give a SQL file or --sql"),
+            };
+            let context = sql::session(
+                &cli.data_dir.join("bucket"),
+                &settings.delivery.file_extension,
+            )
+            .await?;
+            let result = sql::run(&context, &text).await?;
+            match format {
+                Format::Table => println!("{}", result.to_table()?),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&result.to_json()?)?),
+                Format::Csv => print!("{}", result.to_csv()?),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { json } => {
+            let status = current_status(&cli.data_dir, &settings).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", status.to_text());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn options(
+    data_dir: &Path,
+    settings: PipelineSettings,
+    port: u16,
+    start: StartArgs,
+) -> TwinOptions {
+    TwinOptions {
+        data_dir: data_dir.to_owned(),
+        settings,
+        port,
+        api_key: start.api_key,
+        dynamodb_endpoint: start.dynamodb_endpoint,
+        buffering_interval: start.buffering_interval_seconds.map(Duration::from_secs),
+    }
+}
+
+async fn up(
+    data_dir: &Path,
+    settings: PipelineSettings,
+    port: u16,
+    start: StartArgs,
+) -> Result<ExitCode> {
+    let twin = Twin::start(options(data_dir, settings, port, start)).await?;
+    let e = &twin.endpoints;
+    println!("orderflow twin is up (data in {})", data_dir.display());
+    println!(
+        "  API        {}  (POST /v1/orders, /v1/orders/batch, /orders)",
+        e.api
+    );
+    println!("  API key    {}", twin.api_key);
+    println!("  stream     {}", e.stream);
+    println!("  DynamoDB   {}  table {}", e.dynamodb, e.table);
+    println!("  bucket     {}", twin.bucket().root().display());
+    println!("  status     {}{STATUS_ROUTE}", e.api);
+    println!(
+        "Send orders: cargo run -p orderflow-producer -- --endpoint {} --api-key {} --count 1000",
+        e.api, twin.api_key
+    );
+    println!("Ctrl-C stops it (buffers are delivered and checkpoints saved first).");
+    wait_for_signal().await;
+    println!("stopping: delivering buffers, saving checkpoints ...");
+    twin.shutdown().await?;
+    println!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+struct DemoArgs {
+    orders: u64,
+    batch_size: usize,
+    concurrency: usize,
+    seed: u64,
+    queries: PathBuf,
+    timeout: Duration,
+}
+
+async fn run_demo(
+    data_dir: &Path,
+    settings: PipelineSettings,
+    start: StartArgs,
+    demo: DemoArgs,
+) -> Result<ExitCode> {
+    let started = Instant::now();
+    let twin = Twin::start(options(data_dir, settings.clone(), 0, start)).await?;
+    let result = demo_steps(&twin, &settings, &demo, started).await;
+    let stopped = twin.shutdown().await;
+    result?;
+    stopped?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn demo_steps(
+    twin: &Twin,
+    settings: &PipelineSettings,
+    demo: &DemoArgs,
+    started: Instant,
+) -> Result<()> {
+    println!(
+        "twin up in {:.1} s: API {}, DynamoDB {}, data in {}",
+        started.elapsed().as_secs_f64(),
+        twin.endpoints.api,
+        twin.endpoints.dynamodb,
+        twin.bucket().root().display()
+    );
+    let before = Counts::of(twin, settings).await?;
+    let failed_before = twin.status().await?.failed_records;
+
+    println!(
+        "sending {} orders (seed {}, {} per request, {} in flight) ...",
+        demo.orders, demo.seed, demo.batch_size, demo.concurrency
+    );
+    let config = RunConfig {
+        endpoint: twin.endpoints.api.clone(),
+        api_key: twin.api_key.clone(),
+        stop: Stop::Count(demo.orders),
+        rate: None,
+        concurrency: demo.concurrency,
+        batch_size: demo.batch_size.clamp(1, settings.api.max_batch_orders),
+        route: Route::V1,
+        workload: WorkloadConfig {
+            seed: demo.seed,
+            customers: 1_000,
+            days: 30,
+            until: Utc::now().duration_trunc(TimeDelta::days(1))?,
+            invalid_ratio: 0.0,
+        },
+        request_timeout: Duration::from_secs(30),
+        retry: RetryPolicy::default(),
+    };
+    let sending = Instant::now();
+    let summary = orderflow_producer::run(
+        &config,
+        Arc::new(Stats::default()),
+        CancellationToken::new(),
+    )
+    .await;
+    let send_seconds = sending.elapsed().as_secs_f64();
+    if !summary.success() {
+        bail!(
+            "the producer did not get every order accepted:\n{}",
+            summary.to_text()
+        );
+    }
+    println!(
+        "  {} accepted in {:.1} s ({:.0} orders/s)",
+        summary.accepted,
+        send_seconds,
+        summary.accepted as f64 / send_seconds
+    );
+
+    println!("waiting for the consumer to write every order to DynamoDB ...");
+    twin.wait_for(demo.timeout, |lag| lag["consumer"] == 0)
+        .await?;
+    println!(
+        "delivering the Firehose buffers now (in AWS they go after {} s or {} MB) ...",
+        settings.delivery.buffering_interval_seconds, settings.delivery.buffering_size_mb
+    );
+    twin.flush_deliveries();
+    twin.wait_for(demo.timeout, |lag| lag.values().all(|&l| l == 0))
+        .await?;
+    let pipeline_seconds = sending.elapsed().as_secs_f64();
+
+    let after = Counts::of(twin, settings).await?;
+    let status = twin.status().await?;
+    let mut problems = Vec::new();
+    if status.failed_records != failed_before {
+        problems.push(format!(
+            "{} records went to the consumer's failure store",
+            status.failed_records - failed_before
+        ));
+    }
+    let expected = summary.accepted;
+    for (what, before, after) in [
+        ("DynamoDB items", before.dynamodb, after.dynamodb),
+        ("orders rows", before.orders, after.orders),
+        (
+            "orders with product_details rows",
+            before.product_orders,
+            after.product_orders,
+        ),
+        ("purchase_details rows", before.purchases, after.purchases),
+        ("shipping_addresses rows", before.addresses, after.addresses),
+    ] {
+        let new = after.saturating_sub(before);
+        if new != expected {
+            problems.push(format!("{what}: {new} new, expected {expected}"));
+        }
+    }
+    if !problems.is_empty() {
+        bail!("not every order arrived:\n  {}", problems.join("\n  "));
+    }
+    println!(
+        "all {expected} orders are in DynamoDB and in the four Parquet tables ({:.1} s from the first send)",
+        pipeline_seconds
+    );
+
+    // A new session: a session lists each table's files once.
+    let context = sql::session(twin.bucket().root(), &settings.delivery.file_extension).await?;
+    let queries = sql::queries(Some(&demo.queries))?;
+    for (name, text) in queries {
+        let result = sql::run(&context, &text)
+            .await
+            .with_context(|| format!("query {name}"))?;
+        println!("\n== {name} ({} rows)", result.rows());
+        println!("{}", result.to_table()?);
+    }
+    println!(
+        "\nDone in {:.1} s. The data stays in {}; try `orderflow status` and `orderflow query --sql \"SELECT count(*) FROM orders\"`.",
+        started.elapsed().as_secs_f64(),
+        twin.bucket()
+            .root()
+            .parent()
+            .unwrap_or(Path::new("."))
+            .display()
+    );
+    Ok(())
+}
+
+/// Distinct orders per place, to compare before and after a run.
+struct Counts {
+    dynamodb: u64,
+    orders: u64,
+    product_orders: u64,
+    purchases: u64,
+    addresses: u64,
+}
+
+impl Counts {
+    async fn of(twin: &Twin, settings: &PipelineSettings) -> Result<Self> {
+        let context =
+            &sql::session(twin.bucket().root(), &settings.delivery.file_extension).await?;
+        let dynamodb =
+            orderflow_twin::dynamodb::count_items(twin.dynamodb(), &twin.endpoints.table).await?;
+        let count = async |table: &str| -> Result<u64> {
+            let result = sql::run(
+                context,
+                &format!("SELECT COUNT(DISTINCT order_id) AS n FROM {table}"),
+            )
+            .await?;
+            let json = result.to_json()?;
+            json[0]["n"]
+                .as_str()
+                .and_then(|n| n.parse().ok())
+                .context("a count")
+        };
+        Ok(Counts {
+            dynamodb,
+            orders: count("orders").await?,
+            product_orders: count("product_details").await?,
+            purchases: count("purchase_details").await?,
+            addresses: count("shipping_addresses").await?,
+        })
+    }
+}
+
+/// The status of the twin in `data_dir`: asked of the running twin, else read from the files.
+async fn current_status(data_dir: &Path, settings: &PipelineSettings) -> Result<Status> {
+    if let Ok(text) = std::fs::read(endpoints_file(data_dir))
+        && let Ok(endpoints) = serde_json::from_slice::<Endpoints>(&text)
+    {
+        let url = format!("{}{STATUS_ROUTE}", endpoints.api);
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        if let Ok(response) = client.get(&url).send().await
+            && response.status().is_success()
+        {
+            return Ok(response.json().await?);
+        }
+    }
+    let stream = orderflow_twin::stream::Stream::open(
+        &data_dir.join("stream.redb"),
+        &format!("{}-orders", orderflow_twin::twin::resource_prefix()),
+        settings.stream.shard_count,
+    )
+    .with_context(|| format!("opening the twin's stream in {}", data_dir.display()))?;
+    let bucket = orderflow_twin::bucket::Bucket::local(&data_dir.join("bucket"))?;
+    let status = status::collect(&stream, &bucket, &settings.delivery.file_extension, None).await;
+    stream.close();
+    status
+}

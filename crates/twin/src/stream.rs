@@ -1,0 +1,576 @@
+//! The stream: a durable, sharded log with Kinesis semantics, stored in [redb].
+//!
+//! - A record goes to the shard whose hash-key range holds the MD5 of its partition key (the
+//!   128-bit space split evenly, as `CreateStream` does), so one customer's orders stay in order.
+//! - Each shard numbers its records with increasing sequence numbers (56 digits, like Kinesis)
+//!   and stamps their arrival time; records older than the retention period are trimmed.
+//! - Every append is committed (fsync) before it is acknowledged. Concurrent appends are grouped
+//!   into one transaction by a writer thread, so throughput does not pay one fsync per request.
+//! - Readers (the event source mapping, each delivery stream) keep durable checkpoints in the
+//!   same database, so a restart resumes where each left off.
+
+use std::path::Path;
+use std::sync::{Arc, mpsc};
+use std::thread;
+
+use md5::{Digest, Md5};
+use orderflow_api::{RecordEntry, RecordResult, RecordSink, SinkError};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::{oneshot, watch};
+
+/// Records: `(shard, position)` → arrival ms (8 bytes LE), key length (2 bytes LE), key, data.
+const RECORDS: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("records");
+/// Per shard: the last position handed out (survives trimming).
+const SHARD_TIPS: TableDefinition<u32, u64> = TableDefinition::new("shard_tips");
+/// Reader checkpoints: `reader/shardId` → the last position fully processed.
+const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new("checkpoints");
+
+/// Appends gathered into one transaction at most.
+const MAX_GROUP: usize = 256;
+
+/// Why the stream failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The database failed.
+    #[error("stream storage: {0}")]
+    Storage(#[from] redb::Error),
+    /// The writer thread is gone (the twin is shutting down).
+    #[error("the stream is closed")]
+    Closed,
+}
+
+macro_rules! storage_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StreamError {
+            fn from(error: $t) -> Self {
+                StreamError::Storage(error.into())
+            }
+        }
+    )*};
+}
+storage_error!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// One stored record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Shard index.
+    pub shard: u32,
+    /// Position in the shard (1, 2, ...); the sequence number encodes it.
+    pub position: u64,
+    /// Arrival time, ms since the Unix epoch.
+    pub arrival_ms: u64,
+    /// The partition key.
+    pub partition_key: String,
+    /// The record's bytes.
+    pub data: Vec<u8>,
+}
+
+impl StoredRecord {
+    /// The Kinesis shard id.
+    pub fn shard_id(&self) -> String {
+        shard_id(self.shard)
+    }
+
+    /// The Kinesis sequence number.
+    pub fn sequence_number(&self) -> String {
+        sequence_number(self.shard, self.position)
+    }
+
+    fn decode(shard: u32, position: u64, bytes: &[u8]) -> Self {
+        let arrival_ms = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+        let key_len = usize::from(u16::from_le_bytes(
+            bytes[8..10].try_into().expect("2 bytes"),
+        ));
+        let partition_key = String::from_utf8_lossy(&bytes[10..10 + key_len]).into_owned();
+        StoredRecord {
+            shard,
+            position,
+            arrival_ms,
+            partition_key,
+            data: bytes[10 + key_len..].to_vec(),
+        }
+    }
+}
+
+fn encode(arrival_ms: u64, partition_key: &str, data: &[u8]) -> Vec<u8> {
+    let key = &partition_key.as_bytes()[..partition_key.len().min(256)];
+    let mut out = Vec::with_capacity(10 + key.len() + data.len());
+    out.extend_from_slice(&arrival_ms.to_le_bytes());
+    out.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(data);
+    out
+}
+
+/// `shardId-000000000000`, Kinesis's shard id form.
+pub fn shard_id(shard: u32) -> String {
+    format!("shardId-{shard:012}")
+}
+
+/// A 56-digit sequence number, increasing within a shard (fixed width, so it also sorts as text).
+pub fn sequence_number(shard: u32, position: u64) -> String {
+    format!("49{shard:014}{position:040}")
+}
+
+/// The position a sequence number of this stream encodes.
+pub fn position_of(sequence_number: &str) -> Option<u64> {
+    (sequence_number.len() == 56)
+        .then(|| sequence_number[16..].parse().ok())
+        .flatten()
+}
+
+/// The shard owning `partition_key`: MD5 as a 128-bit number, shards own even slices.
+pub fn shard_for(partition_key: &str, shard_count: u32) -> u32 {
+    let digest: [u8; 16] = Md5::digest(partition_key.as_bytes()).into();
+    let hash = u128::from_be_bytes(digest);
+    if shard_count <= 1 {
+        return 0;
+    }
+    let width = u128::MAX / u128::from(shard_count) + 1;
+    ((hash / width) as u32).min(shard_count - 1)
+}
+
+/// The inclusive hash-key range of a shard, as `DescribeStream` shows it.
+pub fn hash_key_range(shard: u32, shard_count: u32) -> (u128, u128) {
+    if shard_count <= 1 {
+        return (0, u128::MAX);
+    }
+    let width = u128::MAX / u128::from(shard_count) + 1;
+    let start = width * u128::from(shard);
+    let end = if shard + 1 == shard_count {
+        u128::MAX
+    } else {
+        start + width - 1
+    };
+    (start, end)
+}
+
+struct AppendRequest {
+    entries: Vec<RecordEntry>,
+    reply: oneshot::Sender<Result<Vec<RecordResult>, String>>,
+}
+
+/// The durable stream; cheap to clone.
+#[derive(Clone)]
+pub struct Stream {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    shard_count: u32,
+    database: Arc<Database>,
+    appends: std::sync::Mutex<Option<mpsc::Sender<AppendRequest>>>,
+    tips: Vec<watch::Sender<u64>>,
+    appended: watch::Sender<u64>,
+    writer: std::sync::Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+impl Stream {
+    /// Opens (or creates) the stream stored at `path`.
+    pub fn open(path: &Path, name: &str, shard_count: u32) -> Result<Self, StreamError> {
+        let database = Arc::new(Database::create(path)?);
+        let write = database.begin_write()?;
+        let mut tips_now = Vec::new();
+        {
+            write.open_table(RECORDS)?;
+            write.open_table(CHECKPOINTS)?;
+            let tips = write.open_table(SHARD_TIPS)?;
+            for shard in 0..shard_count {
+                tips_now.push(tips.get(shard)?.map_or(0, |tip| tip.value()));
+            }
+        }
+        write.commit()?;
+        let tips: Vec<watch::Sender<u64>> = tips_now
+            .iter()
+            .map(|&tip| watch::Sender::new(tip))
+            .collect();
+        let appended = watch::Sender::new(0);
+        let (sender, receiver) = mpsc::channel::<AppendRequest>();
+        let writer = {
+            let database = database.clone();
+            let tips = tips.clone();
+            let appended = appended.clone();
+            thread::Builder::new()
+                .name("stream-writer".into())
+                .spawn(move || {
+                    write_loop(&database, shard_count, tips_now, &tips, &appended, receiver)
+                })
+                .expect("spawn the stream writer")
+        };
+        Ok(Stream {
+            inner: Arc::new(Inner {
+                name: name.to_owned(),
+                shard_count,
+                database,
+                appends: std::sync::Mutex::new(Some(sender)),
+                tips,
+                appended,
+                writer: std::sync::Mutex::new(Some(writer)),
+            }),
+        })
+    }
+
+    /// The stream's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Its shard count.
+    pub fn shard_count(&self) -> u32 {
+        self.inner.shard_count
+    }
+
+    /// The stream's ARN in the twin's fake account.
+    pub fn arn(&self) -> String {
+        format!(
+            "arn:aws:kinesis:us-east-1:000000000000:stream/{}",
+            self.inner.name
+        )
+    }
+
+    /// Appends records durably (PutRecords); results in entry order.
+    pub async fn append(
+        &self,
+        entries: Vec<RecordEntry>,
+    ) -> Result<Vec<RecordResult>, StreamError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let appends = self.inner.appends.lock().expect("not poisoned");
+            let sender = appends.as_ref().ok_or(StreamError::Closed)?;
+            sender
+                .send(AppendRequest { entries, reply })
+                .map_err(|_| StreamError::Closed)?;
+        }
+        match answer.await {
+            Ok(Ok(results)) => Ok(results),
+            Ok(Err(message)) => Err(StreamError::Storage(redb::Error::Io(
+                std::io::Error::other(message),
+            ))),
+            Err(_) => Err(StreamError::Closed),
+        }
+    }
+
+    /// The last position written to `shard` (0 when empty), watchable for new records.
+    pub fn tip(&self, shard: u32) -> watch::Receiver<u64> {
+        self.inner.tips[shard as usize].subscribe()
+    }
+
+    /// Changes after every committed append (a count of commits since opening).
+    pub fn appended(&self) -> watch::Receiver<u64> {
+        self.inner.appended.subscribe()
+    }
+
+    /// The last position written to each shard.
+    pub fn tips(&self) -> Vec<u64> {
+        self.inner.tips.iter().map(|tip| *tip.borrow()).collect()
+    }
+
+    /// Up to `limit` records of `shard` after position `after`, and no more than `max_bytes` of
+    /// data (at least one record).
+    pub fn read(
+        &self,
+        shard: u32,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<StoredRecord>, StreamError> {
+        let read = self.inner.database.begin_read()?;
+        let records = read.open_table(RECORDS)?;
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for entry in records.range((shard, after.saturating_add(1))..=(shard, u64::MAX))? {
+            let (key, value) = entry?;
+            let record = StoredRecord::decode(shard, key.value().1, value.value());
+            bytes += record.data.len();
+            if !out.is_empty() && bytes > max_bytes {
+                break;
+            }
+            out.push(record);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first position still stored in `shard` (after trimming), if any.
+    pub fn first_position(&self, shard: u32) -> Result<Option<u64>, StreamError> {
+        let read = self.inner.database.begin_read()?;
+        let records = read.open_table(RECORDS)?;
+        let first = records.range((shard, 0)..=(shard, u64::MAX))?.next();
+        Ok(match first {
+            Some(entry) => Some(entry?.0.value().1),
+            None => None,
+        })
+    }
+
+    /// A reader's checkpoint in `shard` (0: nothing processed yet).
+    pub fn checkpoint(&self, reader: &str, shard: u32) -> Result<u64, StreamError> {
+        let read = self.inner.database.begin_read()?;
+        let checkpoints = read.open_table(CHECKPOINTS)?;
+        let key = checkpoint_key(reader, shard);
+        Ok(checkpoints.get(key.as_str())?.map_or(0, |v| v.value()))
+    }
+
+    /// Durably saves checkpoints of one reader (`(shard, position)` pairs) in one transaction.
+    pub fn save_checkpoints(
+        &self,
+        reader: &str,
+        positions: &[(u32, u64)],
+    ) -> Result<(), StreamError> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let write = self.inner.database.begin_write()?;
+        {
+            let mut checkpoints = write.open_table(CHECKPOINTS)?;
+            for &(shard, position) in positions {
+                checkpoints.insert(checkpoint_key(reader, shard).as_str(), position)?;
+            }
+        }
+        write.commit()?;
+        Ok(())
+    }
+
+    /// Deletes records that arrived before `before_ms` (retention); returns how many.
+    pub fn trim(&self, before_ms: u64) -> Result<u64, StreamError> {
+        let write = self.inner.database.begin_write()?;
+        let mut removed = 0;
+        {
+            let mut records = write.open_table(RECORDS)?;
+            for shard in 0..self.inner.shard_count {
+                records.retain_in((shard, 0)..=(shard, u64::MAX), |_, value| {
+                    let arrival = u64::from_le_bytes(value[..8].try_into().expect("8 bytes"));
+                    let keep = arrival >= before_ms;
+                    removed += u64::from(!keep);
+                    keep
+                })?;
+            }
+        }
+        write.commit()?;
+        Ok(removed)
+    }
+
+    /// Stops accepting appends and waits for the writer to finish the pending ones.
+    pub fn close(&self) {
+        self.inner.appends.lock().expect("not poisoned").take();
+        if let Some(writer) = self.inner.writer.lock().expect("not poisoned").take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+fn checkpoint_key(reader: &str, shard: u32) -> String {
+    format!("{reader}/{}", shard_id(shard))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The writer thread: gathers waiting appends into one transaction, commits, answers, wakes
+/// the readers.
+fn write_loop(
+    database: &Database,
+    shard_count: u32,
+    mut next: Vec<u64>,
+    tips: &[watch::Sender<u64>],
+    appended: &watch::Sender<u64>,
+    receiver: mpsc::Receiver<AppendRequest>,
+) {
+    while let Ok(first) = receiver.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match receiver.try_recv() {
+                Ok(request) => group.push(request),
+                Err(_) => break,
+            }
+        }
+        let before = next.clone();
+        match commit_group(database, shard_count, &mut next, &group) {
+            Ok(results) => {
+                for (request, results) in group.into_iter().zip(results) {
+                    let _ = request.reply.send(Ok(results));
+                }
+                for (shard, tip) in tips.iter().enumerate() {
+                    tip.send_if_modified(|value| {
+                        let changed = *value != next[shard];
+                        *value = next[shard];
+                        changed
+                    });
+                }
+                appended.send_modify(|count| *count += 1);
+            }
+            Err(error) => {
+                next = before;
+                tracing::error!(error = %error, "stream append failed");
+                for request in group {
+                    let _ = request.reply.send(Err(error.to_string()));
+                }
+            }
+        }
+    }
+}
+
+fn commit_group(
+    database: &Database,
+    shard_count: u32,
+    next: &mut [u64],
+    group: &[AppendRequest],
+) -> Result<Vec<Vec<RecordResult>>, StreamError> {
+    let write = database.begin_write()?;
+    let mut answers = Vec::with_capacity(group.len());
+    {
+        let mut records = write.open_table(RECORDS)?;
+        let arrival = now_ms();
+        for request in group {
+            let mut results = Vec::with_capacity(request.entries.len());
+            for entry in &request.entries {
+                let shard = shard_for(&entry.partition_key, shard_count);
+                next[shard as usize] += 1;
+                let position = next[shard as usize];
+                records.insert(
+                    (shard, position),
+                    encode(arrival, &entry.partition_key, &entry.data).as_slice(),
+                )?;
+                results.push(RecordResult::Written {
+                    shard_id: shard_id(shard),
+                    sequence_number: sequence_number(shard, position),
+                });
+            }
+            answers.push(results);
+        }
+        let mut shard_tips = write.open_table(SHARD_TIPS)?;
+        for (shard, &tip) in next.iter().enumerate() {
+            shard_tips.insert(shard as u32, tip)?;
+        }
+    }
+    write.commit()?;
+    Ok(answers)
+}
+
+impl RecordSink for Stream {
+    async fn put_records(&self, entries: Vec<RecordEntry>) -> Result<Vec<RecordResult>, SinkError> {
+        self.append(entries)
+            .await
+            .map_err(|error| SinkError::Unavailable(error.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, data: &str) -> RecordEntry {
+        RecordEntry {
+            partition_key: key.into(),
+            data: data.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn shards_split_the_hash_space_evenly_like_kinesis() {
+        assert_eq!(hash_key_range(0, 2), (0, (1u128 << 127) - 1));
+        assert_eq!(hash_key_range(1, 2), (1u128 << 127, u128::MAX));
+        assert_eq!(hash_key_range(0, 1), (0, u128::MAX));
+        // MD5("a") = 0cc175b9...: first half; MD5("c") = 4a8a08f0... also; MD5("d") = 8277e091...
+        assert_eq!(shard_for("a", 2), 0);
+        assert_eq!(shard_for("d", 2), 1);
+        for key in ["a", "b", "c", "d", "customer-1", "x"] {
+            let digest: [u8; 16] = Md5::digest(key.as_bytes()).into();
+            let hash = u128::from_be_bytes(digest);
+            for count in 1..=5 {
+                let (start, end) = hash_key_range(shard_for(key, count), count);
+                assert!(start <= hash && hash <= end, "{key} in {count} shards");
+            }
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_are_56_digits_and_sort_within_a_shard() {
+        let a = sequence_number(1, 9);
+        let b = sequence_number(1, 10);
+        assert_eq!(a.len(), 56);
+        assert!(a < b);
+        assert_eq!(position_of(&b), Some(10));
+    }
+
+    #[tokio::test]
+    async fn appends_survive_reopening_and_checkpoints_persist() {
+        let dir = tempdir();
+        let path = dir.join("stream.redb");
+        {
+            let stream = Stream::open(&path, "orders", 2).unwrap();
+            let results = stream
+                .append(vec![entry("a", "1"), entry("d", "2"), entry("a", "3")])
+                .await
+                .unwrap();
+            assert_eq!(
+                results[2],
+                RecordResult::Written {
+                    shard_id: shard_id(0),
+                    sequence_number: sequence_number(0, 2)
+                }
+            );
+            stream.save_checkpoints("consumer", &[(0, 1)]).unwrap();
+            stream.close();
+        }
+        let stream = Stream::open(&path, "orders", 2).unwrap();
+        assert_eq!(stream.tips(), vec![2, 1]);
+        let shard0 = stream.read(0, 0, 10, usize::MAX).unwrap();
+        assert_eq!(shard0.len(), 2);
+        assert_eq!(shard0[1].data, b"3");
+        assert_eq!(shard0[1].partition_key, "a");
+        assert_eq!(stream.checkpoint("consumer", 0).unwrap(), 1);
+        assert_eq!(stream.read(0, 1, 10, usize::MAX).unwrap().len(), 1);
+        // Positions continue after a restart, never reused.
+        let results = stream.append(vec![entry("a", "4")]).await.unwrap();
+        assert!(
+            matches!(&results[0], RecordResult::Written { sequence_number, .. } if position_of(sequence_number) == Some(3))
+        );
+    }
+
+    #[tokio::test]
+    async fn trimming_keeps_positions_increasing() {
+        let dir = tempdir();
+        let stream = Stream::open(&dir.join("s.redb"), "orders", 1).unwrap();
+        stream
+            .append(vec![entry("a", "1"), entry("a", "2")])
+            .await
+            .unwrap();
+        assert_eq!(stream.trim(u64::MAX).unwrap(), 2);
+        assert_eq!(stream.first_position(0).unwrap(), None);
+        stream.append(vec![entry("a", "3")]).await.unwrap();
+        assert_eq!(stream.first_position(0).unwrap(), Some(3));
+    }
+
+    #[test]
+    fn read_respects_limit_and_bytes() {
+        let dir = tempdir();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let stream = Stream::open(&dir.join("s.redb"), "orders", 1).unwrap();
+        runtime
+            .block_on(stream.append((0..10).map(|i| entry("k", &"x".repeat(i + 1))).collect()))
+            .unwrap();
+        assert_eq!(stream.read(0, 0, 3, usize::MAX).unwrap().len(), 3);
+        assert_eq!(stream.read(0, 0, 100, 3).unwrap().len(), 2); // 1 + 2 bytes
+        assert_eq!(stream.read(0, 9, 100, 0).unwrap().len(), 1); // at least one
+    }
+
+    fn tempdir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("orderflow-stream-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

@@ -1,0 +1,383 @@
+//! Starting and stopping the whole twin: stream, API, DynamoDB, the consumer's event source
+//! mapping, the four delivery streams and retention.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::Json;
+use axum::extract::State;
+use axum::routing::get;
+use orderflow_api::ApiConfig;
+use orderflow_domain::Table;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::bucket::Bucket;
+use crate::delivery::{Delivery, delivery_stream_name};
+use crate::dynamodb::{self, Dynalite};
+use crate::esm::{ConsumerFunction, MappingStats, ShardMapping};
+use crate::settings::PipelineSettings;
+use crate::status::{self, Status};
+use crate::stream::Stream;
+
+/// The environment name of the twin's resources (`orderflow-local-…`).
+pub const ENVIRONMENT: &str = "local";
+/// The admin route with the status.
+pub const STATUS_ROUTE: &str = "/_twin/status";
+
+/// How to start the twin.
+#[derive(Debug, Clone)]
+pub struct TwinOptions {
+    /// The data folder.
+    pub data_dir: PathBuf,
+    /// Pipeline settings.
+    pub settings: PipelineSettings,
+    /// API port on 127.0.0.1 (0: any free port).
+    pub port: u16,
+    /// The API key; by default one generated once and kept in the data folder.
+    pub api_key: Option<String>,
+    /// Use this DynamoDB endpoint instead of starting dynalite.
+    pub dynamodb_endpoint: Option<String>,
+    /// Overrides the settings' Firehose buffering interval.
+    pub buffering_interval: Option<Duration>,
+}
+
+/// Where a running twin can be reached (`DATA/twin.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoints {
+    /// Process id.
+    pub pid: u32,
+    /// API base URL.
+    pub api: String,
+    /// DynamoDB endpoint.
+    pub dynamodb: String,
+    /// DynamoDB table.
+    pub table: String,
+    /// Kinesis stream name (the legacy route's `StreamName`).
+    pub stream: String,
+}
+
+/// The file a running twin describes itself in.
+pub fn endpoints_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("twin.json")
+}
+
+/// The names of the twin's resources, as OpenTofu names them in environment `local`.
+pub fn resource_prefix() -> String {
+    format!("orderflow-{ENVIRONMENT}")
+}
+
+struct Shared {
+    stream: Stream,
+    bucket: Bucket,
+    file_extension: String,
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl Shared {
+    async fn status(&self) -> Result<Status> {
+        let items = dynamodb::count_items(&self.dynamodb, &self.table)
+            .await
+            .ok();
+        status::collect(&self.stream, &self.bucket, &self.file_extension, items).await
+    }
+}
+
+/// A running twin.
+pub struct Twin {
+    /// Endpoints, as written to `twin.json`.
+    pub endpoints: Endpoints,
+    /// The API key.
+    pub api_key: String,
+    /// The settings in force.
+    pub settings: PipelineSettings,
+    /// Consumer mapping counters.
+    pub mapping_stats: Arc<MappingStats>,
+    shared: Arc<Shared>,
+    data_dir: PathBuf,
+    shutdown: CancellationToken,
+    api_shutdown: CancellationToken,
+    api: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
+    flush: watch::Sender<u64>,
+    dynalite: Option<Dynalite>,
+}
+
+impl Twin {
+    /// Starts everything; returns once the API is listening.
+    pub async fn start(options: TwinOptions) -> Result<Twin> {
+        let data_dir = options.data_dir.clone();
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
+        let settings = options.settings.clone();
+        let prefix = resource_prefix();
+        let stream_name = format!("{prefix}-orders");
+        let table = format!("{prefix}-orders");
+        let stream = Stream::open(
+            &data_dir.join("stream.redb"),
+            &stream_name,
+            settings.stream.shard_count,
+        )
+        .map_err(|error| match error {
+            crate::stream::StreamError::Storage(redb::Error::DatabaseAlreadyOpen) => {
+                anyhow::anyhow!(
+                    "another twin is running on {} (stop it, or use --data-dir)",
+                    data_dir.display()
+                )
+            }
+            other => other.into(),
+        })?;
+        let bucket = Bucket::local(&data_dir.join("bucket"))?;
+        let api_key = match options.api_key {
+            Some(key) => key,
+            None => api_key(&data_dir)?,
+        };
+        let (dynalite, dynamodb_endpoint) = match options.dynamodb_endpoint {
+            Some(endpoint) => (None, endpoint),
+            None => {
+                let dynalite = Dynalite::start(&data_dir.join("dynamodb")).await?;
+                let endpoint = dynalite.endpoint.clone();
+                (Some(dynalite), endpoint)
+            }
+        };
+        let client = dynamodb::client(&dynamodb_endpoint);
+        dynamodb::ensure_table(&client, &table).await?;
+
+        let shutdown = CancellationToken::new();
+        let mut workers = Vec::new();
+        let mapping_stats = Arc::new(MappingStats::default());
+        let function = Arc::new(ConsumerFunction {
+            client: client.clone(),
+            table: table.clone(),
+            policy: orderflow_consumer::WritePolicy::default(),
+            timeout: Duration::from_secs(settings.consumer.timeout_seconds),
+        });
+        for shard in 0..stream.shard_count() {
+            let mapping = ShardMapping {
+                stream: stream.clone(),
+                shard,
+                settings: settings.consumer.clone(),
+                function: function.clone(),
+                function_name: format!("{prefix}-consumer"),
+                bucket: bucket.clone(),
+                stats: mapping_stats.clone(),
+            };
+            workers.push(tokio::spawn(mapping.run(shutdown.clone())));
+        }
+        let (flush, flush_requests) = watch::channel(0u64);
+        let buffering_interval = options
+            .buffering_interval
+            .unwrap_or_else(|| settings.buffering_interval());
+        for table in Table::ALL {
+            let delivery = Delivery {
+                table,
+                name: delivery_stream_name(&prefix, table),
+                database: format!(
+                    "{}{ENVIRONMENT}",
+                    orderflow_domain::table_file().database_prefix
+                ),
+                stream: stream.clone(),
+                bucket: bucket.clone(),
+                transformer: format!("{prefix}-transform-{}", table.name().replace('_', "-")),
+                settings: settings.delivery.clone(),
+                buffering_interval,
+            };
+            workers.push(tokio::spawn(
+                delivery.run(shutdown.clone(), flush_requests.clone()),
+            ));
+        }
+        workers.push(tokio::spawn(retention(
+            stream.clone(),
+            Duration::from_secs(u64::from(settings.stream.retention_hours) * 3600),
+            shutdown.clone(),
+        )));
+
+        let shared = Arc::new(Shared {
+            stream: stream.clone(),
+            bucket,
+            file_extension: settings.delivery.file_extension.clone(),
+            dynamodb: client,
+            table: table.clone(),
+        });
+        let router = orderflow_api::router(
+            ApiConfig {
+                api_key: api_key.clone(),
+                stream_name: stream_name.clone(),
+            },
+            Arc::new(stream),
+        )
+        .merge(
+            axum::Router::new()
+                .route(STATUS_ROUTE, get(status_route))
+                .with_state(shared.clone()),
+        );
+        let address = SocketAddr::from(([127, 0, 0, 1], options.port));
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("binding the API to {address}"))?;
+        let address = listener.local_addr()?;
+        let api_shutdown = CancellationToken::new();
+        let api = {
+            let api_shutdown = api_shutdown.clone();
+            tokio::spawn(async move {
+                let serve = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { api_shutdown.cancelled().await });
+                if let Err(error) = serve.await {
+                    tracing::error!(error = %error, "the API server failed");
+                }
+            })
+        };
+        let endpoints = Endpoints {
+            pid: std::process::id(),
+            api: format!("http://{address}"),
+            dynamodb: dynamodb_endpoint,
+            table,
+            stream: stream_name,
+        };
+        std::fs::write(
+            endpoints_file(&data_dir),
+            serde_json::to_vec_pretty(&endpoints)?,
+        )?;
+        Ok(Twin {
+            endpoints,
+            api_key,
+            settings,
+            mapping_stats,
+            shared,
+            data_dir,
+            shutdown,
+            api_shutdown,
+            api,
+            workers,
+            flush,
+            dynalite,
+        })
+    }
+
+    /// The stream.
+    pub fn stream(&self) -> &Stream {
+        &self.shared.stream
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &Bucket {
+        &self.shared.bucket
+    }
+
+    /// A DynamoDB client for the twin's table endpoint.
+    pub fn dynamodb(&self) -> &aws_sdk_dynamodb::Client {
+        &self.shared.dynamodb
+    }
+
+    /// The current status.
+    pub async fn status(&self) -> Result<Status> {
+        self.shared.status().await
+    }
+
+    /// Asks every delivery stream to deliver what it holds now instead of at its interval.
+    pub fn flush_deliveries(&self) {
+        self.flush.send_modify(|generation| *generation += 1);
+    }
+
+    /// Waits until the readers named by `done` have processed every record written so far.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&std::collections::BTreeMap<String, u64>) -> bool,
+    ) -> Result<()> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let tips = self.stream().tips();
+            let mut all = true;
+            for (shard, _) in tips.iter().enumerate() {
+                let mut lag = std::collections::BTreeMap::new();
+                for reader in readers() {
+                    let checkpoint = self.stream().checkpoint(&reader, shard as u32)?;
+                    lag.insert(reader, tips[shard].saturating_sub(checkpoint));
+                }
+                all &= done(&lag);
+            }
+            if all {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                started.elapsed() < timeout,
+                "the pipeline did not catch up within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops gracefully: the API stops taking requests, the consumer finishes its invocation,
+    /// the delivery streams deliver what they hold, checkpoints are saved, dynalite stops.
+    pub async fn shutdown(self) -> Result<()> {
+        self.api_shutdown.cancel();
+        let _ = self.api.await;
+        self.shutdown.cancel();
+        for worker in self.workers {
+            let _ = worker.await;
+        }
+        self.shared.stream.close();
+        if let Some(dynalite) = self.dynalite {
+            dynalite.stop().await;
+        }
+        let _ = std::fs::remove_file(endpoints_file(&self.data_dir));
+        Ok(())
+    }
+}
+
+/// Every reader of the stream: the consumer and the four delivery streams.
+pub fn readers() -> Vec<String> {
+    let mut readers = vec![crate::esm::READER.to_owned()];
+    readers.extend(Table::ALL.iter().map(|&t| crate::delivery::reader_name(t)));
+    readers
+}
+
+async fn status_route(State(shared): State<Arc<Shared>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match shared.status().await {
+        Ok(status) => Json(status).into_response(),
+        Err(error) => (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{error:#}"),
+        )
+            .into_response(),
+    }
+}
+
+/// Trims records older than the retention period, every minute.
+async fn retention(stream: Stream, period: Duration, shutdown: CancellationToken) {
+    loop {
+        let cutoff = chrono::Utc::now().timestamp_millis() as u64;
+        let cutoff = cutoff.saturating_sub(period.as_millis() as u64);
+        match stream.trim(cutoff) {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "trimmed records past the retention period"),
+            Err(error) => tracing::error!(error = %error, "trimming the stream failed"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+    }
+}
+
+/// The data folder's API key, generated on first use.
+fn api_key(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join("api-key");
+    if let Ok(key) = std::fs::read_to_string(&path) {
+        let key = key.trim().to_owned();
+        if !key.is_empty() {
+            return Ok(key);
+        }
+    }
+    let key = format!("local-{}", uuid::Uuid::new_v4().simple());
+    std::fs::write(&path, &key)?;
+    Ok(key)
+}
