@@ -53,6 +53,13 @@ impl Bucket {
             .put(&path, PutPayload::from(bytes))
             .await
             .with_context(|| format!("writing s3 object {key}"))?;
+        // object_store's local store renames a finished temporary file into place but does not
+        // fsync; the checkpoints saved after a delivery are fsynced, so the object must be too,
+        // or a power loss could keep the checkpoint and lose the object.
+        let file = self.root.join(key);
+        tokio::task::spawn_blocking(move || sync_file_and_folder(&file))
+            .await?
+            .with_context(|| format!("syncing s3 object {key}"))?;
         Ok(())
     }
 
@@ -67,12 +74,40 @@ impl Bucket {
             .collect())
     }
 
+    /// The row count of a Parquet object, from its footer (two range reads, not the whole file).
+    pub async fn parquet_rows(&self, key: &str, size: u64) -> Result<u64> {
+        use datafusion::parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
+        let path = ObjectPath::parse(key)?;
+        anyhow::ensure!(size >= 12, "{key} is too small to be Parquet");
+        let tail = self.store.get_range(&path, size - 8..size).await?;
+        let tail: [u8; 8] = tail.as_ref().try_into()?;
+        let footer = FooterTail::try_new(&tail)
+            .with_context(|| format!("reading the Parquet footer of {key}"))?;
+        let length = footer.metadata_length() as u64;
+        anyhow::ensure!(length + 8 <= size, "{key}: footer longer than the file");
+        let metadata = self
+            .store
+            .get_range(&path, size - 8 - length..size - 8)
+            .await?;
+        let metadata = ParquetMetaDataReader::decode_metadata(&metadata)
+            .with_context(|| format!("reading the Parquet footer of {key}"))?;
+        Ok(metadata.file_metadata().num_rows() as u64)
+    }
+
     /// Reads one object.
     pub async fn get(&self, key: &str) -> Result<Vec<u8>> {
         let path = ObjectPath::parse(key)?;
         let bytes = self.store.get(&path).await?.bytes().await?;
         Ok(bytes.to_vec())
     }
+}
+
+fn sync_file_and_folder(file: &Path) -> std::io::Result<()> {
+    std::fs::File::open(file)?.sync_all()?;
+    if let Some(folder) = file.parent() {
+        std::fs::File::open(folder)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Fills a Firehose prefix: `{table}`, `!{partitionKeyFromLambda:KEY}`,

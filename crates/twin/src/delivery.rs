@@ -297,7 +297,14 @@ impl Delivery {
         let mut objects = match self.objects(pending, time) {
             Ok(objects) => objects,
             Err(error) => {
-                tracing::error!(table = self.table.name(), error = %error, "building the Parquet objects failed");
+                // Nothing was written: read the same records again rather than skip them.
+                tracing::error!(table = self.table.name(), error = %error, "building the Parquet objects failed; reading the records again");
+                pending.partitions.clear();
+                pending.errors.clear();
+                pending.positions = pending.saved.clone();
+                pending.bytes = 0;
+                pending.since = None;
+                pending.oldest_arrival_ms = None;
                 return;
             }
         };

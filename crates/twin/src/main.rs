@@ -453,6 +453,7 @@ impl Counts {
 async fn current_status(data_dir: &Path, settings: &PipelineSettings) -> Result<Status> {
     if let Ok(text) = std::fs::read(endpoints_file(data_dir))
         && let Ok(endpoints) = serde_json::from_slice::<Endpoints>(&text)
+        && Path::new(&format!("/proc/{}", endpoints.pid)).exists()
     {
         let url = format!("{}{STATUS_ROUTE}", endpoints.api);
         let client = reqwest::Client::builder()

@@ -6,8 +6,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::Result;
-use bytes::Bytes;
-use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
 use orderflow_domain::Table;
 use serde::{Deserialize, Serialize};
 
@@ -160,15 +158,11 @@ pub async fn collect(
             rows: 0,
             partitions: BTreeMap::new(),
         };
-        for (key, _) in bucket.list(table.name()).await? {
+        for (key, size) in bucket.list(table.name()).await? {
             if !key.ends_with(file_extension) {
                 continue;
             }
-            let bytes = Bytes::from(bucket.get(&key).await?);
-            let rows = SerializedFileReader::new(bytes)?
-                .metadata()
-                .file_metadata()
-                .num_rows() as u64;
+            let rows = bucket.parquet_rows(&key, size).await?;
             let partition = key
                 .trim_start_matches(table.name())
                 .trim_start_matches('/')

@@ -82,10 +82,14 @@ struct Shared {
 
 impl Shared {
     async fn status(&self) -> Result<Status> {
-        let items = dynamodb::count_items(&self.dynamodb, &self.table)
+        // Items are counted after the checkpoints are read, so that a status showing the consumer
+        // caught up also counts every item it wrote (counting first could miss the last batch).
+        let mut status =
+            status::collect(&self.stream, &self.bucket, &self.file_extension, None).await?;
+        status.dynamodb_items = dynamodb::count_items(&self.dynamodb, &self.table)
             .await
             .ok();
-        status::collect(&self.stream, &self.bucket, &self.file_extension, items).await
+        Ok(status)
     }
 }
 
