@@ -1,0 +1,146 @@
+//! End-to-end throughput of the twin: orders per second through the API until they are in
+//! DynamoDB and queryable in Parquet, and the time from the last accepted order to its rows being
+//! queryable.
+//!
+//! `cargo bench -p orderflow-twin --bench pipeline --profile pipeline-bench [-- ORDERS RUNS]`
+//! (defaults 50,000 orders, 3 runs; medians printed). The deployed settings are used except the
+//! Firehose buffering interval, set to 1 s: with the deployed 60 s, rows become queryable when
+//! the interval ends, by design.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use orderflow_producer::{RetryPolicy, Route, RunConfig, Stats, Stop, WorkloadConfig};
+use orderflow_twin::settings::PipelineSettings;
+use orderflow_twin::twin::{Twin, TwinOptions};
+use tokio_util::sync::CancellationToken;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+struct Run {
+    send_seconds: f64,
+    total_seconds: f64,
+    last_to_queryable_seconds: f64,
+}
+
+async fn one_run(data_dir: &Path, orders: u64, seed: u64) -> anyhow::Result<Run> {
+    let twin = Twin::start(TwinOptions {
+        data_dir: data_dir.to_owned(),
+        settings: PipelineSettings::built_in(),
+        port: 0,
+        api_key: None,
+        dynamodb_endpoint: None,
+        buffering_interval: Some(Duration::from_secs(1)),
+    })
+    .await?;
+    let config = RunConfig {
+        endpoint: twin.endpoints.api.clone(),
+        api_key: twin.api_key.clone(),
+        stop: Stop::Count(orders),
+        rate: None,
+        concurrency: 8,
+        batch_size: 100,
+        route: Route::V1,
+        workload: WorkloadConfig {
+            seed,
+            customers: 10_000,
+            days: 30,
+            until: Utc.with_ymd_and_hms(2024, 6, 8, 0, 0, 0).unwrap(),
+            invalid_ratio: 0.0,
+        },
+        request_timeout: Duration::from_secs(30),
+        retry: RetryPolicy::default(),
+    };
+    let started = Instant::now();
+    let summary = orderflow_producer::run(
+        &config,
+        Arc::new(Stats::default()),
+        CancellationToken::new(),
+    )
+    .await;
+    let sent = Instant::now();
+    anyhow::ensure!(
+        summary.accepted == orders,
+        "not all accepted: {}",
+        summary.to_text()
+    );
+    twin.wait_for(Duration::from_secs(600), |lag| {
+        lag.values().all(|&l| l == 0)
+    })
+    .await?;
+    let done = Instant::now();
+    // Check it really is all there.
+    let items =
+        orderflow_twin::dynamodb::count_items(twin.dynamodb(), &twin.endpoints.table).await?;
+    let context = orderflow_twin::sql::session(twin.bucket().root(), ".parquet").await?;
+    let rows = orderflow_twin::sql::run(&context, "SELECT COUNT(*) AS n FROM orders").await?;
+    let rows: u64 = rows.to_json()?[0]["n"].as_str().unwrap_or("0").parse()?;
+    anyhow::ensure!(
+        items == orders && rows == orders,
+        "items {items}, rows {rows}, sent {orders}"
+    );
+    twin.shutdown().await?;
+    Ok(Run {
+        send_seconds: (sent - started).as_secs_f64(),
+        total_seconds: (done - started).as_secs_f64(),
+        last_to_queryable_seconds: (done - sent).as_secs_f64(),
+    })
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`; numbers are ours.
+    let numbers: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let orders = numbers.first().copied().unwrap_or(50_000);
+    let runs = numbers.get(1).copied().unwrap_or(3);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut results = Vec::new();
+    for run in 0..runs {
+        let dir = std::env::temp_dir().join(format!("orderflow-bench-{}", uuid::Uuid::new_v4()));
+        let result = runtime.block_on(one_run(&dir, orders, 1000 + run))?;
+        println!(
+            "run {}: {orders} orders accepted in {:.2} s, all in DynamoDB and Parquet after {:.2} s ({:.0} orders/s); last accepted → queryable {:.2} s",
+            run + 1,
+            result.send_seconds,
+            result.total_seconds,
+            orders as f64 / result.total_seconds,
+            result.last_to_queryable_seconds
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        results.push(result);
+    }
+    let throughput = median(
+        results
+            .iter()
+            .map(|r| orders as f64 / r.total_seconds)
+            .collect(),
+    );
+    let api = median(
+        results
+            .iter()
+            .map(|r| orders as f64 / r.send_seconds)
+            .collect(),
+    );
+    let latency = median(
+        results
+            .iter()
+            .map(|r| r.last_to_queryable_seconds)
+            .collect(),
+    );
+    println!(
+        "median of {runs}: {throughput:.0} orders/s end to end (API alone {api:.0} orders/s), last accepted order → queryable {latency:.2} s (target ≥ 5,000 orders/s)"
+    );
+    Ok(())
+}
