@@ -84,7 +84,8 @@
           # What cargo sees. The whole workspace in every derivation: Cargo.toml names its
           # default-members by path, so leaving a crate out of a per-crate fileset would break
           # cargo itself. crates/domain includes ../../../sql/tables.json and schema/ at compile
-          # time, so both are sources too.
+          # time, the twin sql/queries/ and tofu/pipeline.json (the settings shared with
+          # OpenTofu), so they are sources too.
           cargoSources = [
             ./Cargo.toml
             ./Cargo.lock
@@ -93,6 +94,7 @@
             ./crates
             ./crates/domain/schema
             ./sql
+            ./tofu/pipeline.json
           ];
           src = lib.fileset.toSource {
             root = ./.;

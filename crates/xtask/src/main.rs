@@ -26,6 +26,7 @@ fn run() -> Result<ExitCode> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
+        Some("demo") => demo(&args[1..]),
         Some("smoke") => {
             let dist = match args.get(1).map(String::as_str) {
                 Some("--dist") => PathBuf::from(args.get(2).context("--dist needs a directory")?),
@@ -47,7 +48,12 @@ fn run() -> Result<ExitCode> {
         }
         Some("help" | "--help" | "-h") | None => {
             println!(
-                "usage: cargo xtask test [-- <cargo test args>]\n\n  test   npm ci (if needed), cargo fmt --check, cargo clippy -D warnings, cargo test --workspace"
+                "usage: cargo xtask <task>\n\n  \
+                 test [-- <cargo test args>]   npm ci (if needed), cargo fmt --check, cargo clippy -D warnings, cargo test --workspace\n  \
+                 demo [<orderflow demo args>]  npm ci (if needed), then the local twin's demo (`orderflow demo`)\n  \
+                 lambdas [--sysroot DIR] [--out-dir DIR] [--check-reproducible]   the arm64 Lambda zips\n  \
+                 smoke [--dist DIR]            each Lambda zip under qemu with real events\n  \
+                 coldstart                     cold-start times of the Lambda binaries"
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -121,6 +127,33 @@ fn node_packages() -> Result<()> {
     std::fs::write(root.join("node_modules/.orderflow-lock"), lock)
         .context("marking node_modules")?;
     Ok(())
+}
+
+/// The README's "run the pipeline" command: the twin's demo, built with the test build's profile
+/// (so it reuses what `cargo xtask test` compiled).
+fn demo(extra: &[String]) -> Result<ExitCode> {
+    node_packages()?;
+    let mut args = vec![
+        "run",
+        "--locked",
+        "-p",
+        "orderflow-twin",
+        "--bin",
+        "orderflow",
+        "--",
+        "demo",
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    let status = Command::new("cargo")
+        .args(&args)
+        .current_dir(root())
+        .status()
+        .context("running cargo")?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn test(extra: &[String]) -> Result<ExitCode> {
