@@ -289,6 +289,21 @@ impl Twin {
         self.flush.send_modify(|generation| *generation += 1);
     }
 
+    /// Per shard, each reader's lag (records written but not yet processed).
+    pub fn reader_lags(&self) -> Result<Vec<std::collections::BTreeMap<String, u64>>> {
+        let tips = self.stream().tips();
+        let mut lags = Vec::with_capacity(tips.len());
+        for (shard, tip) in tips.into_iter().enumerate() {
+            let mut lag = std::collections::BTreeMap::new();
+            for reader in readers() {
+                let checkpoint = self.stream().checkpoint(&reader, shard as u32)?;
+                lag.insert(reader, tip.saturating_sub(checkpoint));
+            }
+            lags.push(lag);
+        }
+        Ok(lags)
+    }
+
     /// Waits until the readers named by `done` have processed every record written so far.
     pub async fn wait_for(
         &self,
@@ -297,17 +312,7 @@ impl Twin {
     ) -> Result<()> {
         let started = tokio::time::Instant::now();
         loop {
-            let tips = self.stream().tips();
-            let mut all = true;
-            for (shard, _) in tips.iter().enumerate() {
-                let mut lag = std::collections::BTreeMap::new();
-                for reader in readers() {
-                    let checkpoint = self.stream().checkpoint(&reader, shard as u32)?;
-                    lag.insert(reader, tips[shard].saturating_sub(checkpoint));
-                }
-                all &= done(&lag);
-            }
-            if all {
+            if self.reader_lags()?.iter().all(&done) {
                 return Ok(());
             }
             anyhow::ensure!(
