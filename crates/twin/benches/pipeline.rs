@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use orderflow_producer::{RetryPolicy, Route, RunConfig, Stats, Stop, WorkloadConfig};
+use orderflow_producer::{Stats, WorkloadConfig};
 use orderflow_twin::settings::PipelineSettings;
 use orderflow_twin::twin::{Twin, TwinOptions};
 use tokio_util::sync::CancellationToken;
@@ -38,24 +38,14 @@ async fn one_run(data_dir: &Path, orders: u64, seed: u64) -> anyhow::Result<Run>
         buffering_interval: Some(Duration::from_secs(1)),
     })
     .await?;
-    let config = RunConfig {
-        endpoint: twin.endpoints.api.clone(),
-        api_key: twin.api_key.clone(),
-        stop: Stop::Count(orders),
-        rate: None,
-        concurrency: 8,
-        batch_size: 100,
-        route: Route::V1,
-        workload: WorkloadConfig {
-            seed,
-            customers: 10_000,
-            days: 30,
-            until: Utc.with_ymd_and_hms(2024, 6, 8, 0, 0, 0).unwrap(),
-            invalid_ratio: 0.0,
-        },
-        request_timeout: Duration::from_secs(30),
-        retry: RetryPolicy::default(),
+    let workload = WorkloadConfig {
+        seed,
+        customers: 10_000,
+        days: 30,
+        until: Utc.with_ymd_and_hms(2024, 6, 8, 0, 0, 0).unwrap(),
+        invalid_ratio: 0.0,
     };
+    let config = twin.producer_config(workload, orders, 100, 8);
     let started = Instant::now();
     let summary = orderflow_producer::run(
         &config,

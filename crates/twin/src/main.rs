@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use chrono::{DurationRound, TimeDelta, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
-use orderflow_producer::{RetryPolicy, Route, RunConfig, Stats, Stop, WorkloadConfig};
+use orderflow_producer::{Stats, WorkloadConfig};
 use orderflow_twin::settings::PipelineSettings;
 use orderflow_twin::status::Status;
 use orderflow_twin::twin::{Endpoints, STATUS_ROUTE, Twin, TwinOptions, endpoints_file};
@@ -305,24 +305,14 @@ async fn demo_steps(
         "sending {} orders (seed {}, {} per request, {} in flight) ...",
         demo.orders, demo.seed, demo.batch_size, demo.concurrency
     );
-    let config = RunConfig {
-        endpoint: twin.endpoints.api.clone(),
-        api_key: twin.api_key.clone(),
-        stop: Stop::Count(demo.orders),
-        rate: None,
-        concurrency: demo.concurrency,
-        batch_size: demo.batch_size.clamp(1, settings.api.max_batch_orders),
-        route: Route::V1,
-        workload: WorkloadConfig {
-            seed: demo.seed,
-            customers: 1_000,
-            days: 30,
-            until: Utc::now().duration_trunc(TimeDelta::days(1))?,
-            invalid_ratio: 0.0,
-        },
-        request_timeout: Duration::from_secs(30),
-        retry: RetryPolicy::default(),
+    let workload = WorkloadConfig {
+        seed: demo.seed,
+        customers: 1_000,
+        days: 30,
+        until: Utc::now().duration_trunc(TimeDelta::days(1))?,
+        invalid_ratio: 0.0,
     };
+    let config = twin.producer_config(workload, demo.orders, demo.batch_size, demo.concurrency);
     let sending = Instant::now();
     let summary = orderflow_producer::run(
         &config,
@@ -465,12 +455,7 @@ async fn current_status(data_dir: &Path, settings: &PipelineSettings) -> Result<
             return Ok(response.json().await?);
         }
     }
-    let stream = orderflow_twin::stream::Stream::open(
-        &data_dir.join("stream.redb"),
-        &format!("{}-orders", orderflow_twin::twin::resource_prefix()),
-        settings.stream.shard_count,
-    )
-    .with_context(|| format!("opening the twin's stream in {}", data_dir.display()))?;
+    let stream = orderflow_twin::twin::open_stream(data_dir, settings)?;
     let bucket = orderflow_twin::bucket::Bucket::local(&data_dir.join("bucket"))?;
     let status = status::collect(&stream, &bucket, &settings.delivery.file_extension, None).await;
     stream.close();

@@ -123,6 +123,27 @@ impl Status {
     }
 }
 
+/// Every reader of the stream: the consumer and the four delivery streams.
+pub fn readers() -> Vec<String> {
+    let mut readers = vec![READER.to_owned()];
+    readers.extend(Table::ALL.iter().map(|&t| reader_name(t)));
+    readers
+}
+
+/// Per shard, each reader's lag: records written but not yet processed (checkpointed).
+pub fn reader_lags(stream: &Stream) -> Result<Vec<BTreeMap<String, u64>>> {
+    let mut lags = Vec::new();
+    for (shard, tip) in stream.tips().into_iter().enumerate() {
+        let mut lag = BTreeMap::new();
+        for reader in readers() {
+            let checkpoint = stream.checkpoint(&reader, shard as u32)?;
+            lag.insert(reader, tip.saturating_sub(checkpoint));
+        }
+        lags.push(lag);
+    }
+    Ok(lags)
+}
+
 /// Collects the status from the stream and the bucket (and the item count, if known).
 pub async fn collect(
     stream: &Stream,
@@ -132,15 +153,9 @@ pub async fn collect(
 ) -> Result<Status> {
     let count = stream.shard_count();
     let mut shards = Vec::new();
-    for (shard, tip) in stream.tips().into_iter().enumerate() {
+    let lags = reader_lags(stream)?;
+    for ((shard, tip), lag) in stream.tips().into_iter().enumerate().zip(lags) {
         let shard = shard as u32;
-        let mut lag = BTreeMap::new();
-        let mut readers = vec![READER.to_owned()];
-        readers.extend(Table::ALL.iter().map(|&t| reader_name(t)));
-        for reader in readers {
-            let checkpoint = stream.checkpoint(&reader, shard)?;
-            lag.insert(reader, tip.saturating_sub(checkpoint));
-        }
         let (start, end) = hash_key_range(shard, count);
         shards.push(ShardStatus {
             shard_id: shard_id(shard),

@@ -67,6 +67,30 @@ pub fn endpoints_file(data_dir: &Path) -> PathBuf {
     data_dir.join("twin.json")
 }
 
+/// The twin's Kinesis stream name.
+pub fn stream_name() -> String {
+    format!("{}-orders", resource_prefix())
+}
+
+/// Opens the data folder's stream (one process at a time: a running twin holds it).
+pub fn open_stream(data_dir: &Path, settings: &PipelineSettings) -> Result<Stream> {
+    Stream::open(
+        &data_dir.join("stream.redb"),
+        &stream_name(),
+        settings.stream.shard_count,
+    )
+    .map_err(|error| match error {
+        crate::stream::StreamError::Storage(redb::Error::DatabaseAlreadyOpen) => anyhow::anyhow!(
+            "another twin is running on {} (stop it, or use --data-dir)",
+            data_dir.display()
+        ),
+        other => anyhow::Error::from(other).context(format!(
+            "opening the twin's stream in {}",
+            data_dir.display()
+        )),
+    })
+}
+
 /// The names of the twin's resources, as OpenTofu names them in environment `local`.
 pub fn resource_prefix() -> String {
     format!("orderflow-{ENVIRONMENT}")
@@ -121,22 +145,9 @@ impl Twin {
             .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
         let settings = options.settings.clone();
         let prefix = resource_prefix();
-        let stream_name = format!("{prefix}-orders");
+        let stream_name = stream_name();
         let table = format!("{prefix}-orders");
-        let stream = Stream::open(
-            &data_dir.join("stream.redb"),
-            &stream_name,
-            settings.stream.shard_count,
-        )
-        .map_err(|error| match error {
-            crate::stream::StreamError::Storage(redb::Error::DatabaseAlreadyOpen) => {
-                anyhow::anyhow!(
-                    "another twin is running on {} (stop it, or use --data-dir)",
-                    data_dir.display()
-                )
-            }
-            other => other.into(),
-        })?;
+        let stream = open_stream(&data_dir, &settings)?;
         let bucket = Bucket::local(&data_dir.join("bucket"))?;
         let api_key = match options.api_key {
             Some(key) => key,
@@ -284,6 +295,29 @@ impl Twin {
         self.shared.status().await
     }
 
+    /// A producer run against this twin's API: `orders` of `workload`, as fast as the twin takes
+    /// them, on the `/v1` routes.
+    pub fn producer_config(
+        &self,
+        workload: orderflow_producer::WorkloadConfig,
+        orders: u64,
+        batch_size: usize,
+        concurrency: usize,
+    ) -> orderflow_producer::RunConfig {
+        orderflow_producer::RunConfig {
+            endpoint: self.endpoints.api.clone(),
+            api_key: self.api_key.clone(),
+            stop: orderflow_producer::Stop::Count(orders),
+            rate: None,
+            concurrency,
+            batch_size: batch_size.clamp(1, self.settings.api.max_batch_orders),
+            route: orderflow_producer::Route::V1,
+            workload,
+            request_timeout: Duration::from_secs(30),
+            retry: orderflow_producer::RetryPolicy::default(),
+        }
+    }
+
     /// Asks every delivery stream to deliver what it holds now instead of at its interval.
     pub fn flush_deliveries(&self) {
         self.flush.send_modify(|generation| *generation += 1);
@@ -291,17 +325,7 @@ impl Twin {
 
     /// Per shard, each reader's lag (records written but not yet processed).
     pub fn reader_lags(&self) -> Result<Vec<std::collections::BTreeMap<String, u64>>> {
-        let tips = self.stream().tips();
-        let mut lags = Vec::with_capacity(tips.len());
-        for (shard, tip) in tips.into_iter().enumerate() {
-            let mut lag = std::collections::BTreeMap::new();
-            for reader in readers() {
-                let checkpoint = self.stream().checkpoint(&reader, shard as u32)?;
-                lag.insert(reader, tip.saturating_sub(checkpoint));
-            }
-            lags.push(lag);
-        }
-        Ok(lags)
+        status::reader_lags(self.stream())
     }
 
     /// Waits until the readers named by `done` have processed every record written so far.
@@ -339,13 +363,6 @@ impl Twin {
         let _ = std::fs::remove_file(endpoints_file(&self.data_dir));
         Ok(())
     }
-}
-
-/// Every reader of the stream: the consumer and the four delivery streams.
-pub fn readers() -> Vec<String> {
-    let mut readers = vec![crate::esm::READER.to_owned()];
-    readers.extend(Table::ALL.iter().map(|&t| crate::delivery::reader_name(t)));
-    readers
 }
 
 async fn status_route(State(shared): State<Arc<Shared>>) -> axum::response::Response {

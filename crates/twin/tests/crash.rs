@@ -298,7 +298,7 @@ async fn kill_9_mid_run_loses_nothing_acknowledged_and_restarts_exactly() {
         }
     }
     let lag = |reader: &str| -> u64 { at_kill.shards.iter().map(|s| s.lag[reader]).sum() };
-    let lags: BTreeMap<String, u64> = orderflow_twin::twin::readers()
+    let lags: BTreeMap<String, u64> = orderflow_twin::status::readers()
         .into_iter()
         .map(|reader| (reader.clone(), lag(&reader)))
         .collect();

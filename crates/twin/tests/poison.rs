@@ -4,17 +4,14 @@
 
 mod support;
 
-#[path = "../../consumer/tests/support/mod.rs"]
-mod dynamodb_faults;
-
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use dynamodb_faults::{Dynalite, FaultProxy, Faults};
 use orderflow_domain::{GeneratorConfig, OrderGenerator};
-use support::{TwinProcess, scan_all, settings_file, temp_dir};
+use support::dynamodb_faults::{self, Dynalite, FaultProxy, Faults};
+use support::{TwinProcess, settings_file, temp_dir};
 
 const POISON_CUSTOMER: &str = "poison-customer";
 
@@ -89,18 +86,12 @@ async fn a_poison_record_ends_in_the_failure_store_and_blocks_nothing_else() {
     assert_eq!(stored, bodies[137]);
 
     // Every other order is in DynamoDB; the poison one is not.
-    let items = scan_all(
+    let items = dynamodb_faults::scan_all(
         &dynamodb_faults::client(&dynalite.endpoint),
         &twin.endpoints.table,
     )
     .await;
-    let keys: HashSet<(String, String)> = items
-        .iter()
-        .map(|item: &HashMap<_, _>| {
-            let text = |name: &str| item[name].as_s().unwrap().clone();
-            (text("customer_id"), text("order_id"))
-        })
-        .collect();
+    let keys: HashSet<(String, String)> = items.into_keys().collect();
     let expected: HashSet<(String, String)> = orders
         .iter()
         .filter(|order| order.customer_id != POISON_CUSTOMER)

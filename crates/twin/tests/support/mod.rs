@@ -10,13 +10,11 @@ use std::time::{Duration, Instant};
 use orderflow_twin::status::Status;
 use orderflow_twin::twin::{Endpoints, STATUS_ROUTE, endpoints_file};
 
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+/// The consumer tests' dynalite, fault-injecting DynamoDB proxy and table helpers.
+#[path = "../../../consumer/tests/support/mod.rs"]
+pub mod dynamodb_faults;
+
+pub use dynamodb_faults::repo_root;
 
 /// A fresh, empty folder under the target directory's tmp.
 pub fn temp_dir(name: &str) -> PathBuf {
@@ -210,20 +208,8 @@ pub async fn scan_all(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
 ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let page = client
-            .scan()
-            .table_name(table)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .unwrap();
-        items.extend(page.items.unwrap_or_default());
-        match page.last_evaluated_key {
-            Some(key) if !key.is_empty() => start = Some(key),
-            _ => return items,
-        }
-    }
+    dynamodb_faults::scan_all(client, table)
+        .await
+        .into_values()
+        .collect()
 }
