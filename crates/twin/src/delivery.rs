@@ -178,6 +178,13 @@ impl Delivery {
             let records = self
                 .stream
                 .read(shard as u32, after, READ_LIMIT, max_bytes - bytes)?;
+            crate::stream::report_trimmed(
+                &reader_name(self.table),
+                shard as u32,
+                after,
+                records.first().map(|r| r.position),
+                *self.stream.tip(shard as u32).borrow(),
+            );
             bytes += records.iter().map(|r| r.data.len()).sum::<usize>();
             out.extend(records);
         }

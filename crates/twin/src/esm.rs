@@ -153,6 +153,13 @@ impl<F: StreamFunction> ShardMapping<F> {
                     continue;
                 }
             };
+            crate::stream::report_trimmed(
+                READER,
+                self.shard,
+                checkpoint,
+                records.first().map(|r| r.position),
+                *tip.borrow(),
+            );
             let Some(last) = records.last().map(|r| r.position) else {
                 // Trimmed by retention before it was read: nothing to invoke with.
                 checkpoint = *tip.borrow();

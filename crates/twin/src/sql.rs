@@ -119,9 +119,12 @@ impl QueryResult {
 
 /// Runs one SQL statement.
 pub async fn run(context: &SessionContext, sql: &str) -> Result<QueryResult> {
-    let frame = context.sql(sql).await?;
+    // DataFusion's errors repeat their sources in their own message: keep one copy.
+    let plain =
+        |error: datafusion::error::DataFusionError| anyhow::anyhow!(error.strip_backtrace());
+    let frame = context.sql(sql).await.map_err(plain)?;
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-    let batches = frame.collect().await?;
+    let batches = frame.collect().await.map_err(plain)?;
     Ok(QueryResult { schema, batches })
 }
 

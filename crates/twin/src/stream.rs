@@ -367,6 +367,21 @@ impl Stream {
     }
 }
 
+/// Logs, as an error, records a reader never saw because retention trimmed them first (`after`:
+/// its checkpoint; `next`: the first position it read, if any; `tip`: the shard's last position).
+/// Kinesis loses such records the same way; here it is never silent.
+pub fn report_trimmed(reader: &str, shard: u32, after: u64, next: Option<u64>, tip: u64) {
+    let missed = next.unwrap_or(tip + 1).saturating_sub(after + 1);
+    if missed > 0 {
+        tracing::error!(
+            reader,
+            shard_id = %shard_id(shard),
+            missed,
+            "records expired (retention) before this reader processed them"
+        );
+    }
+}
+
 fn checkpoint_key(reader: &str, shard: u32) -> String {
     format!("{reader}/{}", shard_id(shard))
 }
