@@ -6,7 +6,8 @@
 //! - `POST /v1/orders/batch`: `{"orders": [1..500]}` → PutRecords; `200` when all were written,
 //!   `207` when some were not, each entry in request order.
 //! - `POST /orders`: the legacy `{StreamName, PartitionKey, Data}` envelope; only the envelope is
-//!   checked here, the order inside flows on and is judged downstream.
+//!   checked here, the order inside flows on and is judged downstream. `StreamName` is accepted
+//!   and ignored: the configured stream always wins.
 //!
 //! Every request needs `x-api-key`; a body that fails validation is `400` with every error
 //! (`/orders/3/order_id: ...`) and writes nothing; `413` over the size limits; `429` when the
@@ -39,7 +40,8 @@ pub const MAX_BATCH_ORDERS: usize = 500;
 pub struct ApiConfig {
     /// The key every request must carry in `x-api-key`.
     pub api_key: String,
-    /// The stream name; the legacy route's `StreamName` must equal it.
+    /// The stream every record goes to. The legacy route's `StreamName` is accepted and ignored:
+    /// this name always wins, so existing producers work whatever name they send.
     pub stream_name: String,
 }
 
@@ -356,7 +358,9 @@ async fn put_batch<S: RecordSink>(
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct LegacyEnvelope {
-    stream_name: String,
+    /// Accepted and ignored (the configured stream always wins); optional.
+    #[serde(default)]
+    stream_name: Option<String>,
     partition_key: String,
     data: String,
 }
@@ -374,8 +378,17 @@ async fn put_legacy<S: RecordSink>(
         )])
     })?;
     let mut errors = Vec::new();
-    if envelope.stream_name != state.config.stream_name {
-        errors.push("/StreamName: must be the configured stream".to_owned());
+    if let Some(name) = envelope
+        .stream_name
+        .as_deref()
+        .filter(|name| *name != state.config.stream_name)
+    {
+        // Never used to pick a stream; noted for whoever migrates the producer.
+        tracing::debug!(
+            sent = name,
+            configured = %state.config.stream_name,
+            "legacy route: StreamName ignored, writing to the configured stream"
+        );
     }
     if !(1..=256).contains(&envelope.partition_key.chars().count()) {
         errors.push("/PartitionKey: must be 1 to 256 characters".to_owned());

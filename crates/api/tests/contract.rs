@@ -216,15 +216,31 @@ async fn the_legacy_route_checks_only_the_envelope() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert!(answer["SequenceNumber"].is_string());
     assert_eq!(sink.records()[0].data, invalid_order);
-    let wrong_stream = json!({"StreamName": "other", "PartitionKey": "k", "Data": data});
-    let (status, answer, _) = post(&app, "/orders", Some(KEY), wrong_stream.to_string()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        answer["errors"][0],
-        "/StreamName: must be the configured stream"
-    );
     let not_base64 = json!({"StreamName": "orders", "PartitionKey": "k", "Data": "%%%"});
     let (status, _, _) = post(&app, "/orders", Some(KEY), not_base64.to_string()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(sink.records().len(), 1);
+}
+
+/// The original Python producer of the project this one replaces sends its own stream name
+/// (`ingestion-dev`); the configured stream wins and the order lands (issue 10, section 3).
+#[tokio::test]
+async fn the_legacy_route_ignores_the_clients_stream_name() {
+    let (app, sink) = app(MemoryFaults::default());
+    let order = ORDER.as_bytes();
+    let data = base64::engine::general_purpose::STANDARD.encode(order);
+    let seed_body = json!({"StreamName": "ingestion-dev", "PartitionKey": "user1", "Data": data});
+    let (status, answer, _) = post(&app, "/orders", Some(KEY), seed_body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(answer["SequenceNumber"].is_string(), "{answer}");
+    let without_name = json!({"PartitionKey": "user1", "Data": data});
+    let (status, answer, _) = post(&app, "/orders", Some(KEY), without_name.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let records = sink.records();
+    assert_eq!(records.len(), 2);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.data == order && r.partition_key == "user1")
+    );
 }

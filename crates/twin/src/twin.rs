@@ -58,7 +58,7 @@ pub struct Endpoints {
     pub dynamodb: String,
     /// DynamoDB table.
     pub table: String,
-    /// Kinesis stream name (the legacy route's `StreamName`).
+    /// Kinesis stream name (every API route writes to it; the legacy route ignores the `StreamName` it is sent).
     pub stream: String,
 }
 

@@ -34,9 +34,11 @@ locals {
     "$schema" = local.order_schema["$schema"]
     title     = "orderflow legacy PutRecord envelope"
     type      = "object"
-    required  = ["StreamName", "PartitionKey", "Data"]
+    # StreamName is accepted and ignored: the request template always writes to the configured
+    # stream, so existing producers work unchanged whatever name they send.
+    required = ["PartitionKey", "Data"]
     properties = {
-      StreamName   = { type = "string", enum = [var.stream_name] }
+      StreamName   = { type = "string" }
       PartitionKey = { type = "string", minLength = 1, maxLength = 256 }
       Data         = { type = "string", minLength = 1, pattern = "^[A-Za-z0-9+/]+={0,2}$" }
     }
@@ -204,7 +206,7 @@ resource "aws_api_gateway_model" "order_batch" {
 resource "aws_api_gateway_model" "legacy_put_record" {
   rest_api_id  = aws_api_gateway_rest_api.this.id
   name         = "LegacyPutRecord"
-  description  = "Legacy Kinesis PutRecord envelope; StreamName must be the configured stream"
+  description  = "Legacy Kinesis PutRecord envelope; StreamName is ignored (the configured stream always wins)"
   content_type = "application/json"
   schema       = jsonencode(local.legacy_schema)
 }
