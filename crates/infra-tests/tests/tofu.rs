@@ -309,7 +309,7 @@ fn no_column_is_named_in_the_configuration() {
         .collect();
     for tf in tf_files() {
         for block in tf.body.blocks() {
-            // The DynamoDB key attributes are the item contract (design.md section 3), checked
+            // The DynamoDB key attributes are the item contract (`docs/design.md` section 3), checked
             // against the domain crate below; they are not analytics columns.
             if block
                 .labels
@@ -844,10 +844,39 @@ fn versions_pin_opentofu_and_the_aws_provider() {
     };
     assert_eq!(field("source").as_deref(), Some("hashicorp/aws"));
     let version = field("version").expect("tofu/versions.tf: aws provider version");
+    // Both majors the configuration is tested with: 5.100 (the provider `cargo xtask rehearse`
+    // applies with) up to, not including, the next untested major.
+    let parts: Vec<&str> = version.split(',').map(str::trim).collect();
     assert!(
-        constraint(&version, "~>").is_some_and(|(major, _)| major >= 6),
-        "tofu/versions.tf: pin the aws provider with ~> (major 6 or later), got {version}"
+        parts.len() == 2
+            && constraint(parts[0], ">=") == Some((5, 100))
+            && constraint(parts[1], "<") == Some((7, 0)),
+        "tofu/versions.tf: the aws provider must be constrained to \">= 5.100, < 7.0\", got {version}"
     );
+    // Every module accepts the root's range (a module may only set a lower bound).
+    for tf in tf_files() {
+        if !tf.path.ends_with("versions.tf") || tf.path == "tofu/versions.tf" {
+            continue;
+        }
+        let Some(terraform) = blocks(&tf.body, "terraform").next() else {
+            continue;
+        };
+        for providers in blocks(&terraform.body, "required_providers") {
+            let Some(Expression::Object(aws)) = attr(&providers.body, "aws") else {
+                continue;
+            };
+            let module_version = aws
+                .iter()
+                .find(|(key, _)| object_key(key).as_deref() == Some("version"))
+                .and_then(|(_, value)| string_value(value))
+                .unwrap_or_default();
+            assert!(
+                constraint(&module_version, ">=").is_some_and(|lower| lower <= (5, 100)),
+                "{}: the aws provider constraint must admit 5.100, got {module_version}",
+                tf.path
+            );
+        }
+    }
 }
 
 #[test]

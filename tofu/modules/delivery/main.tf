@@ -12,7 +12,7 @@ locals {
   # The constant leading parts of both prefixes, e.g. "orders/year=" and "errors/orders/".
   object_prefixes = [split("!{", local.prefix)[0], split("!{", local.error_output_prefix)[0]]
 
-  glue_arn_prefix = "arn:${data.aws_partition.current.partition}:glue:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}"
+  glue_arn_prefix = "arn:${data.aws_partition.current.partition}:glue:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}"
 }
 
 # --- transformer Lambda -------------------------------------------------------------------------
@@ -130,7 +130,7 @@ data "aws_iam_policy_document" "firehose" {
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
-      values   = ["kinesis.${data.aws_region.current.region}.amazonaws.com"]
+      values   = ["kinesis.${data.aws_region.current.id}.amazonaws.com"]
     }
   }
 
@@ -170,7 +170,7 @@ data "aws_iam_policy_document" "firehose" {
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
-      values   = ["s3.${data.aws_region.current.region}.amazonaws.com"]
+      values   = ["s3.${data.aws_region.current.id}.amazonaws.com"]
     }
     # With S3 Bucket Keys the encryption context is the bucket ARN.
     condition {
@@ -277,7 +277,7 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
         database_name = var.glue_database_name
         table_name    = var.glue_table_name
         role_arn      = aws_iam_role.firehose.arn
-        region        = data.aws_region.current.region
+        region        = data.aws_region.current.id
         catalog_id    = data.aws_caller_identity.current.account_id
       }
     }
