@@ -1,5 +1,5 @@
 # GitHub Actions access without long-lived keys:
-#   - <prefix>-ci-deploy: assumable from the deploy branch or the deploy environment only; can
+#   - <prefix>-ci-deploy: assumable from jobs in the deploy environment only; can
 #     create and change exactly the resources of this configuration (by name prefix, IAM path,
 #     or tags), and may create roles only under the workload IAM path with the workload
 #     permissions boundary attached, so it cannot mint a role more powerful than the workloads.
@@ -12,7 +12,7 @@ data "aws_partition" "current" {}
 
 locals {
   p       = data.aws_partition.current.partition
-  region  = data.aws_region.current.region
+  region  = data.aws_region.current.id
   account = data.aws_caller_identity.current.account_id
   prefix  = var.name_prefix
   ci_path = "/orderflow/${var.environment}-ci/"
@@ -87,13 +87,15 @@ data "aws_iam_policy_document" "trust_deploy" {
       variable = "${local.oidc_host}:aud"
       values   = ["sts.amazonaws.com"]
     }
+    # Only jobs that name the environment (`environment: prod`): their token's subject is
+    # repo:<owner>/<repo>:environment:<name>, so the environment's reviewers and branch rules
+    # always apply. A `ref:refs/heads/...` subject would let any job on that branch deploy without
+    # them. GitHub Docs, "OpenID Connect reference" (example subject claims, filtering for a
+    # specific environment).
     condition {
       test     = "StringEquals"
       variable = "${local.oidc_host}:sub"
-      values = [
-        "repo:${var.github_repository}:ref:refs/heads/${var.deploy_branch}",
-        "repo:${var.github_repository}:environment:${var.deploy_branch}",
-      ]
+      values   = ["repo:${var.github_repository}:environment:${var.deploy_environment}"]
     }
   }
 }
@@ -121,7 +123,7 @@ data "aws_iam_policy_document" "trust_plan" {
 resource "aws_iam_role" "deploy" {
   name                 = "${local.prefix}-ci-deploy"
   path                 = local.ci_path
-  description          = "tofu plan/apply of orderflow ${var.environment} from GitHub Actions (${var.github_repository}, ${var.deploy_branch})"
+  description          = "tofu plan/apply of orderflow ${var.environment} from GitHub Actions (${var.github_repository}, environment ${var.deploy_environment})"
   assume_role_policy   = data.aws_iam_policy_document.trust_deploy.json
   max_session_duration = 3600
 }
@@ -563,7 +565,7 @@ data "aws_iam_policy_document" "write_compute" {
 
   statement {
     sid     = "EventSourceMappings"
-    actions = ["lambda:CreateEventSourceMapping", "lambda:DeleteEventSourceMapping", "lambda:TagResource", "lambda:UpdateEventSourceMapping"]
+    actions = ["lambda:CreateEventSourceMapping", "lambda:DeleteEventSourceMapping", "lambda:UpdateEventSourceMapping"]
     # Mapping ids are random UUIDs (and CreateEventSourceMapping has no resource); the condition
     # limits them to this configuration's functions.
     resources = ["*"]
@@ -572,6 +574,18 @@ data "aws_iam_policy_document" "write_compute" {
       variable = "lambda:FunctionArn"
       values   = [local.functions]
     }
+  }
+
+  # Tagging is a separate statement: lambda:FunctionArn is a condition key of the three mapping
+  # actions above only, not of TagResource/UntagResource, so under that condition a tag request
+  # (also made for tags on create) is denied. Service Authorization Reference, "Actions, resources,
+  # and condition keys for AWS Lambda"; Lambda Developer Guide, "Using tags on event source
+  # mappings" (lambda:TagResource is needed to tag on create).
+  statement {
+    sid     = "TagEventSourceMappings"
+    actions = ["lambda:TagResource", "lambda:UntagResource"]
+    # Mapping ids are random UUIDs: any mapping of this account and region.
+    resources = [local.mappings]
   }
 
   statement {
@@ -716,8 +730,9 @@ data "aws_iam_policy_document" "workload_boundary" {
   }
 
   statement {
-    sid       = "Key"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    sid = "Key"
+    # DescribeKey: DynamoDB checks the table's key with the caller's credentials (consumer).
+    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]
     resources = [var.kms_key_arn]
   }
 

@@ -17,3 +17,8 @@ output "oidc_provider_arn" {
   description = "ARN of the GitHub OIDC provider."
   value       = local.oidc_provider_arn
 }
+
+output "admin_iam_path" {
+  description = "IAM path of the CI roles, their policies and other administrator-managed roles (the deploy role can read, not change, what lives there)."
+  value       = local.ci_path
+}

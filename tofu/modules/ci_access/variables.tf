@@ -28,8 +28,8 @@ variable "github_repository" {
   }
 }
 
-variable "deploy_branch" {
-  description = "Branch (and GitHub environment) whose workflows may assume the deploy role."
+variable "deploy_environment" {
+  description = "GitHub environment whose jobs may assume the deploy role (the environment's protection rules, reviewers and deployment branches, guard every deploy)."
   type        = string
   default     = "prod"
 }

@@ -1,4 +1,4 @@
-# Kinesis -> consumer Lambda -> DynamoDB orders table (design.md sections 3 and 6).
+# Kinesis -> consumer Lambda -> DynamoDB orders table (docs/design.md sections 3 and 6).
 data "aws_region" "current" {}
 
 locals {
@@ -103,7 +103,7 @@ data "aws_iam_policy_document" "this" {
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
-      values   = ["kinesis.${data.aws_region.current.region}.amazonaws.com"]
+      values   = ["kinesis.${data.aws_region.current.id}.amazonaws.com"]
     }
   }
 
@@ -111,6 +111,39 @@ data "aws_iam_policy_document" "this" {
     sid       = "WriteOrders"
     actions   = ["dynamodb:BatchWriteItem"]
     resources = [aws_dynamodb_table.this.arn]
+  }
+
+  # The table is encrypted with the customer-managed key: DynamoDB decrypts the table key with the
+  # credentials of the principal accessing the table (CloudTrail shows the caller's role, invoked by
+  # dynamodb.amazonaws.com), so the writer needs kms:Decrypt and kms:DescribeKey via DynamoDB.
+  # AWS KMS Developer Guide, "How Amazon DynamoDB uses AWS KMS" (key policy for a customer managed
+  # key; Decrypt event; DynamoDB encryption context).
+  statement {
+    sid       = "DecryptTableKey"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["dynamodb.${data.aws_region.current.id}.amazonaws.com"]
+    }
+    # DynamoDB sends this encryption context in all its KMS calls; it pins the grant to this table.
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:aws:dynamodb:tableName"
+      values   = [aws_dynamodb_table.this.name]
+    }
+  }
+
+  statement {
+    sid       = "DescribeTableKey"
+    actions   = ["kms:DescribeKey"]
+    resources = [var.kms_key_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["dynamodb.${data.aws_region.current.id}.amazonaws.com"]
+    }
   }
 
   statement {
@@ -126,7 +159,7 @@ data "aws_iam_policy_document" "this" {
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
-      values   = ["sqs.${data.aws_region.current.region}.amazonaws.com"]
+      values   = ["sqs.${data.aws_region.current.id}.amazonaws.com"]
     }
   }
 }

@@ -69,11 +69,11 @@ variable "settings" {
   validation {
     # Unbounded retries (-1) would block a shard on one poison batch until the record expires.
     condition     = var.settings.maximum_retry_attempts >= 0 && var.settings.maximum_retry_attempts <= 10000
-    error_message = "consumer.maximum_retry_attempts must be 0-10000 (bounded, design.md section 6)."
+    error_message = "consumer.maximum_retry_attempts must be 0-10000 (bounded, docs/design.md section 6)."
   }
   validation {
     condition     = var.settings.maximum_record_age_seconds >= 60 && var.settings.maximum_record_age_seconds <= 604800
-    error_message = "consumer.maximum_record_age_seconds must be 60-604800 (bounded, design.md section 6)."
+    error_message = "consumer.maximum_record_age_seconds must be 60-604800 (bounded, docs/design.md section 6)."
   }
   validation {
     condition     = contains(["TRIM_HORIZON", "LATEST"], var.settings.starting_position)
