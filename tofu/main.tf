@@ -3,10 +3,10 @@ data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
 locals {
-  # The one settings file, also read by the local twin (design.md section 7).
+  # The one settings file, also read by the local twin (docs/design.md section 7).
   pipeline = jsondecode(file("${path.module}/pipeline.json"))
 
-  # The one definition of the analytics tables (design.md section 4).
+  # The one definition of the analytics tables (docs/design.md section 4).
   table_file_path = "${path.module}/../sql/tables.json"
   table_file      = jsondecode(file(local.table_file_path))
   tables          = { for table in local.table_file.tables : table.name => table }
@@ -18,7 +18,7 @@ locals {
   dist_dir = startswith(var.lambda_dist_dir, "/") ? var.lambda_dist_dir : "${path.module}/${var.lambda_dist_dir}"
 
   account_id = data.aws_caller_identity.current.account_id
-  region     = data.aws_region.current.region
+  region     = data.aws_region.current.id
   partition  = data.aws_partition.current.partition
 }
 
@@ -59,7 +59,7 @@ module "ci_access" {
   create_github_oidc_provider = var.create_github_oidc_provider
   tofu_state_bucket           = var.tofu_state_bucket
   tofu_state_key              = var.tofu_state_key
-  tofu_state_kms_key_arn      = var.tofu_state_kms_key_arn
+  tofu_state_kms_key_arn      = var.tofu_state_kms_key_arn == "" ? null : var.tofu_state_kms_key_arn
   kms_key_arn                 = module.encryption.key_arn
   glue_database_name          = module.catalog.database_name
   data_bucket_arn             = module.storage.data_bucket_arn
@@ -141,6 +141,7 @@ module "ingestion_api" {
   api_settings               = local.pipeline.api
   log_retention_days         = local.pipeline.retention.log_days
   manage_api_gateway_account = var.manage_api_gateway_account
+  admin_iam_path             = module.ci_access.admin_iam_path
 }
 
 module "observability" {

@@ -30,7 +30,7 @@ variable "lambda_dist_dir" {
 }
 
 variable "github_repository" {
-  description = "GitHub repository (owner/name) whose `prod` branch or `prod` environment may assume the deploy role, and whose `main` branch may assume the read-only plan role."
+  description = "GitHub repository (owner/name) whose `prod` environment may assume the deploy role, and whose `main` branch may assume the read-only plan role."
   type        = string
 
   validation {
@@ -62,13 +62,13 @@ variable "tofu_state_key" {
 }
 
 variable "tofu_state_kms_key_arn" {
-  description = "ARN of the KMS key encrypting the state bucket, if it uses SSE-KMS; null when it uses SSE-S3."
+  description = "ARN of the KMS key encrypting the state bucket, if it uses SSE-KMS; null or empty when it uses SSE-S3 (the workflows pass the repository variable TOFU_STATE_KMS_KEY_ARN, empty when unset)."
   type        = string
   default     = null
 
   validation {
-    condition     = var.tofu_state_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:", var.tofu_state_kms_key_arn))
-    error_message = "tofu_state_kms_key_arn must be a KMS key ARN or null."
+    condition     = var.tofu_state_kms_key_arn == null || var.tofu_state_kms_key_arn == "" || can(regex("^arn:aws[a-z-]*:kms:", var.tofu_state_kms_key_arn))
+    error_message = "tofu_state_kms_key_arn must be a KMS key ARN, empty or null."
   }
 }
 

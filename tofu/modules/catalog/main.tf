@@ -6,7 +6,7 @@ locals {
 
   # Partition projection (no crawler, no MSCK REPAIR): Athena computes partitions from these
   # rules. The table file's partition keys are, in path order, the calendar year, month and day
-  # of order_date (design.md section 4); their names come from the file, their ranges from here.
+  # of order_date (docs/design.md section 4); their names come from the file, their ranges from here.
   # Type "integer" with "digits" zero-pads, so month 6 is the path segment month=06, which is what
   # the transformers emit. A "date" projection would need one combined column (dt=2024-06-08);
   # integer ranges keep year, month and day as separate filterable string columns.

@@ -1,4 +1,4 @@
-# REST API writing orders straight into Kinesis (design.md section 2):
+# REST API writing orders straight into Kinesis (docs/design.md section 2):
 #   POST /v1/orders        one order        -> PutRecord
 #   POST /v1/orders/batch  {"orders": [...]} -> PutRecords
 #   POST /orders           legacy {"StreamName","PartitionKey","Data"} envelope -> PutRecord
@@ -9,7 +9,7 @@ data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
 locals {
-  region = data.aws_region.current.region
+  region = data.aws_region.current.id
 
   order_schema = jsondecode(file(var.order_schema_path))
   # The batch model embeds the order schema as its item schema; the order's definitions move to
@@ -278,12 +278,19 @@ resource "aws_api_gateway_integration_response" "this" {
   depends_on = [aws_api_gateway_integration.this]
 }
 
+# Gateway response templates are not run through VTL (no $util.escapeJavaScript): variables are
+# substituted as they are. $context.error.messageString is the only error variable AWS documents
+# as already quoted; $context.error.validationErrorString is raw validator text that quotes the
+# offending values (double quotes, and parts of the client's body), so inside "..." it can make
+# the body invalid JSON. The detail is therefore not echoed; clients get a well-formed body of the
+# same shape. API Gateway Developer Guide, "x-amazon-apigateway-gateway-responses.responseTemplates
+# object" and the $context variable reference ($context.error.messageString).
 resource "aws_api_gateway_gateway_response" "bad_request_body" {
   rest_api_id   = aws_api_gateway_rest_api.this.id
   response_type = "BAD_REQUEST_BODY"
   status_code   = "400"
   response_templates = {
-    "application/json" = "{\"message\": \"$context.error.message\", \"errors\": [\"$context.error.validationErrorString\"]}"
+    "application/json" = "{\"message\": $context.error.messageString, \"errors\": [$context.error.messageString]}"
   }
 }
 
@@ -292,23 +299,25 @@ resource "aws_api_gateway_gateway_response" "request_too_large" {
   response_type = "REQUEST_TOO_LARGE"
   status_code   = "413"
   response_templates = {
-    "application/json" = "{\"message\": \"$context.error.message\"}"
+    "application/json" = "{\"message\": $context.error.messageString}"
   }
 }
 
 # --- API Gateway -> Kinesis role ----------------------------------------------------------------
 
+# No aws:SourceAccount/aws:SourceArn condition: API Gateway does not set them when it assumes an
+# integration's credentials role, so such a condition denies every call (500 "API Gateway does not
+# have permission to assume the provided role"; aws-solutions-library-samples/
+# accelerated-intelligent-document-processing-on-aws pull request 479). The confused-deputy risk is
+# covered otherwise: an integration can name only a role its creator may iam:PassRole, and API
+# Gateway refuses roles of other accounts ("Cross-account pass role is not allowed",
+# amazon-archives/aws-apigateway-importer issue 25).
 data "aws_iam_policy_document" "apigateway_assume" {
   statement {
     actions = ["sts:AssumeRole"]
     principals {
       type        = "Service"
       identifiers = ["apigateway.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
     }
   }
 }
@@ -417,7 +426,9 @@ resource "aws_api_gateway_stage" "this" {
       integrationStatus = "$context.integration.status"
       integrationError  = "$context.integration.error"
       error             = "$context.error.message"
-      validationError   = "$context.error.validationErrorString"
+      # No $context.error.validationErrorString: it is unescaped validator text that quotes parts
+      # of the body (invalid JSON inside "...", and no bodies in these logs).
+      errorType = "$context.error.responseType"
     })
   }
 
@@ -476,6 +487,13 @@ resource "aws_api_gateway_usage_plan_key" "this" {
 
 # --- region-wide logging role (optional) --------------------------------------------------------
 
+# The account setting is one per region and serves every REST API and WebSocket API there, so its
+# role must reach every API's log groups, not only this API's. Its actions are those of AWS's
+# managed policy AmazonAPIGatewayPushToCloudWatchLogs (API Gateway Developer Guide, "Set up
+# CloudWatch logging for REST APIs in API Gateway"; AWS Managed Policy Reference), written inline
+# and scoped to this account and region. Being account-wide and outside the workload boundary, the
+# role lives under the administrators' IAM path (var.admin_iam_path), which the CI deploy role can
+# read but not change: the administrator's first apply creates it.
 data "aws_iam_policy_document" "cloudwatch_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -483,27 +501,25 @@ data "aws_iam_policy_document" "cloudwatch_assume" {
       type        = "Service"
       identifiers = ["apigateway.amazonaws.com"]
     }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
-    }
+    # No aws:SourceAccount condition: AWS's documented trust policy for this role has none, and
+    # API Gateway is not documented to set it when it assumes the logging role (the integration
+    # role above shows the failure mode).
   }
 }
 
 data "aws_iam_policy_document" "cloudwatch" {
   statement {
-    sid = "WriteLogs"
+    sid = "WriteEveryApisLogs"
     actions = [
+      "logs:CreateLogGroup",
       "logs:CreateLogStream",
       "logs:DescribeLogStreams",
+      "logs:FilterLogEvents",
+      "logs:GetLogEvents",
       "logs:PutLogEvents",
     ]
-    # This API's access and execution log groups and their streams.
-    resources = [
-      "${aws_cloudwatch_log_group.access.arn}:*",
-      "${aws_cloudwatch_log_group.execution.arn}:*",
-    ]
+    # Every API's execution and access log groups (any name) and their streams, in this region.
+    resources = ["arn:${data.aws_partition.current.partition}:logs:${local.region}:${data.aws_caller_identity.current.account_id}:log-group:*"]
   }
 
   statement {
@@ -517,10 +533,10 @@ data "aws_iam_policy_document" "cloudwatch" {
 resource "aws_iam_role" "cloudwatch" {
   count = var.manage_api_gateway_account ? 1 : 0
 
-  name                 = "${var.name}-cloudwatch"
-  path                 = var.iam_path
-  assume_role_policy   = data.aws_iam_policy_document.cloudwatch_assume.json
-  permissions_boundary = var.permissions_boundary_arn
+  name               = "${var.name}-cloudwatch"
+  path               = var.admin_iam_path
+  description        = "Region-wide API Gateway CloudWatch Logs role (account setting), for every API in the region."
+  assume_role_policy = data.aws_iam_policy_document.cloudwatch_assume.json
 }
 
 resource "aws_iam_role_policy" "cloudwatch" {

@@ -68,3 +68,13 @@ variable "manage_api_gateway_account" {
   description = "Set the region-wide API Gateway CloudWatch Logs role (one per account and region)."
   type        = bool
 }
+
+variable "admin_iam_path" {
+  description = "IAM path of roles only an administrator's apply may change (the CI roles' path); the region-wide logging role is created there, without the workload boundary."
+  type        = string
+
+  validation {
+    condition     = can(regex("^/([A-Za-z0-9_-]+/)+$", var.admin_iam_path))
+    error_message = "admin_iam_path must look like /orderflow/prod-ci/."
+  }
+}

@@ -41,8 +41,12 @@ locals {
   # One entry per alarm; every alarm notifies the topic when it fires and when it clears.
   alarms = merge(
     {
+      # GetRecords.IteratorAgeMilliseconds covers GetRecords readers only: the four Firehose
+      # streams (and the consumer only when it polls without enhanced fan-out; with it, the
+      # consumer's lag is the Lambda IteratorAge alarm below). Kinesis Data Streams Developer
+      # Guide, "Monitor the Amazon Kinesis Data Streams service with Amazon CloudWatch".
       stream-iterator-age = {
-        description = "Oldest record in the orders stream is close to the consumer's maximum record age."
+        description = "A GetRecords reader of the orders stream (the Firehose delivery streams; the consumer only without enhanced fan-out) lags: its oldest unread record is older than half the consumer's maximum record age. Records it does not read within the stream's retention are lost to it."
         namespace   = "AWS/Kinesis"
         metric      = "GetRecords.IteratorAgeMilliseconds"
         dimensions  = { StreamName = var.stream_name }

@@ -4,7 +4,23 @@ data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 
 locals {
-  suffix = "${data.aws_caller_identity.current.account_id}-${data.aws_region.current.region}"
+  suffix = "${data.aws_caller_identity.current.account_id}-${data.aws_region.current.id}"
+
+  # S3 bucket names are 3-63 characters (S3 User Guide, "General purpose bucket naming rules").
+  # <prefix>-<purpose>-<account>-<region> fits for the usual environments and regions (prod in
+  # eu-central-1: 55 characters for athena-results) but not for a 12-character environment in a
+  # 14-character region. Such a name keeps its first 54 characters and gets 8 hex digits of its
+  # SHA-256: at most 63 characters whatever the inputs, deterministic, still unique per
+  # account/region, and still under <prefix>-* (the CI roles' bucket scope).
+  # Checked for the longest inputs by crates/infra-tests.
+  bucket_full_names = {
+    for purpose in ["access-logs", "data", "athena-results"] :
+    purpose => "${var.name_prefix}-${purpose}-${local.suffix}"
+  }
+  bucket_names = {
+    for purpose, name in local.bucket_full_names :
+    purpose => length(name) <= 63 ? name : "${trimsuffix(substr(name, 0, 54), "-")}-${substr(sha256(name), 0, 8)}"
+  }
 }
 
 # --- access logs --------------------------------------------------------------------------------
@@ -14,7 +30,7 @@ resource "aws_s3_bucket" "access_logs" {
   #checkov:skip=CKV_AWS_144:Access logs are operational data; cross-region replication would double their cost for no recovery need.
   #checkov:skip=CKV_AWS_145:S3 server access logging only delivers to buckets encrypted with SSE-S3, not SSE-KMS.
   #checkov:skip=CKV2_AWS_62:Nothing consumes events of the log bucket.
-  bucket = "${var.name_prefix}-access-logs-${local.suffix}"
+  bucket = local.bucket_names["access-logs"]
 }
 
 resource "aws_s3_bucket_public_access_block" "access_logs" {
@@ -103,7 +119,7 @@ resource "aws_s3_bucket_policy" "access_logs" {
 resource "aws_s3_bucket" "data" {
   #checkov:skip=CKV_AWS_144:The Parquet tables are derived data (DynamoDB with PITR holds every order); replicating them to a second region is a cost decision left out of this stack.
   #checkov:skip=CKV2_AWS_62:Nothing consumes object events: Athena reads through partition projection, no crawler.
-  bucket = "${var.name_prefix}-data-${local.suffix}"
+  bucket = local.bucket_names["data"]
 }
 
 resource "aws_s3_bucket_public_access_block" "data" {
@@ -144,6 +160,16 @@ resource "aws_s3_bucket_logging" "data" {
   bucket        = aws_s3_bucket.data.id
   target_bucket = aws_s3_bucket.access_logs.id
   target_prefix = "data/"
+
+  # The target bucket enforces bucket-owner object ownership, so the logging service is let in by
+  # the bucket policy only (no ACL grants), and S3 checks that permission when logging is enabled
+  # (PutBucketLogging: InvalidTargetBucketForLogging; S3 API Reference, PutBucketLogging, and S3
+  # User Guide, "Permissions for server access log delivery"). The policy and the ownership setting
+  # must exist first: without this ordering the first apply raced them (found by the rehearsal).
+  depends_on = [
+    aws_s3_bucket_policy.access_logs,
+    aws_s3_bucket_ownership_controls.access_logs,
+  ]
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "data" {
@@ -184,7 +210,7 @@ resource "aws_s3_bucket_policy" "data" {
 resource "aws_s3_bucket" "athena_results" {
   #checkov:skip=CKV_AWS_144:Query results are disposable (they expire after retention.athena_results_days); no replication.
   #checkov:skip=CKV2_AWS_62:Nothing consumes events of query results.
-  bucket = "${var.name_prefix}-athena-results-${local.suffix}"
+  bucket = local.bucket_names["athena-results"]
 }
 
 resource "aws_s3_bucket_public_access_block" "athena_results" {
@@ -224,6 +250,12 @@ resource "aws_s3_bucket_logging" "athena_results" {
   bucket        = aws_s3_bucket.athena_results.id
   target_bucket = aws_s3_bucket.access_logs.id
   target_prefix = "athena-results/"
+
+  # Same ordering as aws_s3_bucket_logging.data: the target's policy must exist first.
+  depends_on = [
+    aws_s3_bucket_policy.access_logs,
+    aws_s3_bucket_ownership_controls.access_logs,
+  ]
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "athena_results" {
