@@ -124,10 +124,12 @@ locals {
       model       = aws_api_gateway_model.legacy_put_record.name
       action      = "PutRecord"
       statuses    = ["200", "400", "413", "429", "500", "502"]
-      request     = <<-VTL
+      # escapeJavaScript turns ' into \', which is not valid JSON: AWS's $util reference says to
+      # undo it with .replaceAll("\\'","'") (a key such as o'brien otherwise fails at Kinesis).
+      request = <<-VTL
         {
           "StreamName": "${var.stream_name}",
-          "PartitionKey": "$util.escapeJavaScript($input.path('$.PartitionKey'))",
+          "PartitionKey": "$util.escapeJavaScript($input.path('$.PartitionKey')).replaceAll("\\'","'")",
           "Data": "$util.escapeJavaScript($input.path('$.Data'))"
         }
       VTL
