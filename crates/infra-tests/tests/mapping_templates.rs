@@ -706,6 +706,41 @@ async fn success_response_templates_answer_what_the_twin_answers() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// Kinesis' per-record error messages are free text: whatever they contain, the batch route's
+/// `207` body must stay valid JSON and carry them unchanged.
+#[test]
+fn batch_response_carries_any_error_message_as_valid_json() {
+    let templates = templates();
+    let messages = [
+        "Rate exceeded for shard shardId-000000000001 in stream 'orders' under account 123456789012.",
+        r#"it's "quoted" \ back/slash, tab	and é 😀"#,
+    ];
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|message| json!({"ErrorCode": "InternalFailure", "ErrorMessage": message}))
+        .chain([json!({"ShardId": "shardId-000000000002", "SequenceNumber": "4961"})])
+        .collect();
+    let jobs = [Job {
+        template: templates.routes["batch"].response.clone(),
+        body: json!({"FailedRecordCount": 2, "Records": records}).to_string(),
+    }];
+    let Some(mut rendered) = render(&jobs) else {
+        return;
+    };
+    let rendered = rendered
+        .remove(0)
+        .expect("the batch response template renders");
+    assert_eq!(rendered.status_override, Some(207));
+    let body: Value = serde_json::from_str(&rendered.output)
+        .unwrap_or_else(|error| panic!("not JSON ({error}):\n{}", rendered.output));
+    let expected: Vec<Value> = messages
+        .iter()
+        .map(|message| json!({"error_code": "InternalFailure", "error_message": message}))
+        .chain([json!({"shard_id": "shardId-000000000002", "sequence_number": "4961"})])
+        .collect();
+    assert_eq!(body, json!({"failed_record_count": 2, "records": expected}));
+}
+
 #[test]
 fn error_templates_render_json_with_the_twins_statuses() {
     let templates = templates();

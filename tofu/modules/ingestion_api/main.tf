@@ -99,7 +99,8 @@ locals {
           ]
         }
       VTL
-      # PutRecords' own answer, in request order; 207 when any record was not written.
+      # PutRecords' own answer, in request order; 207 when any record was not written. Error
+      # texts are free text: escapeJavaScript's \' is undone as for the legacy key below.
       response = <<-VTL
         #set($failed = $input.path('$.FailedRecordCount'))
         #if($failed > 0)
@@ -110,7 +111,7 @@ locals {
           "records": [
         #foreach($record in $input.path('$.Records'))
         #if("$!record.ErrorCode" != "")
-            {"error_code": "$util.escapeJavaScript($record.ErrorCode)", "error_message": "$util.escapeJavaScript($record.ErrorMessage)"}#if($foreach.hasNext),#end
+            {"error_code": "$util.escapeJavaScript($record.ErrorCode).replaceAll("\\'","'")", "error_message": "$util.escapeJavaScript($record.ErrorMessage).replaceAll("\\'","'")"}#if($foreach.hasNext),#end
         #else
             {"shard_id": "$record.ShardId", "sequence_number": "$record.SequenceNumber"}#if($foreach.hasNext),#end
         #end
