@@ -1,18 +1,22 @@
 //! `cargo xtask lambdas`: the five Lambdas for Graviton (`aarch64-unknown-linux-gnu`,
 //! `provided.al2023`) in one cargo invocation, refused if a binary needs glibc symbols newer than
-//! 2.34, packed as `bootstrap`-only zips with fixed metadata, plus `SHA256SUMS`.
+//! 2.34 or contains a build-machine path, packed as `bootstrap`-only zips with fixed metadata,
+//! plus `SHA256SUMS`.
 //!
-//! Two linkers, one result format:
-//! - `gcc` (default, outside Nix): Debian's Rust (`/usr/bin/cargo`, `/usr/bin/rustc`) with the
-//!   arm64 standard library in `--sysroot` and `aarch64-linux-gnu-gcc` (`.ci/aarch64-toolchain`
-//!   installs them);
-//! - `zigbuild` (`ORDERFLOW_LINKER=zigbuild`, the Nix flake): `cargo zigbuild` with the glibc
-//!   version pinned by the target suffix.
+//! One route, the Nix flake's and CI's: `cargo zigbuild --target aarch64-unknown-linux-gnu.2.34`
+//! (zig 0.15.2 links against exactly glibc 2.34 and compiles the C code of ring and aws-lc-sys).
+//! The compiler is the `cargo`/`rustc` on PATH when it has the target's standard library (the
+//! flake's toolchain), or, with `--sysroot DIR`, Debian's Rust (`/usr/bin/cargo`,
+//! `/usr/bin/rustc`) with the arm64 standard library in DIR (`.ci/aarch64-toolchain`; rustup
+//! cannot download it on these machines). `.ci/zig-toolchain` installs zig and cargo-zigbuild.
 //!
-//! Reproducibility: paths are remapped (`--remap-path-prefix`), the build id is off,
-//! `SOURCE_DATE_EPOCH` is fixed, the release profile has one codegen unit, and the zips have a
-//! fixed time stamp, mode and compression. `--check-reproducible` builds the tracked sources in
-//! two different directories and fails, naming the files, unless both `SHA256SUMS` are identical.
+//! Reproducibility: every build-machine path is remapped to a fixed name (`--remap-path-prefix`
+//! for Rust, `-ffile-prefix-map` for C: `$CARGO_HOME`, the sources, the target directory and,
+//! under Nix, crane's vendor directory) and the binaries are then searched for such paths; the
+//! build id is off, `SOURCE_DATE_EPOCH` is fixed, the release profile has one codegen unit, and
+//! the zips have a fixed time stamp, mode and compression. `--check-reproducible` builds the
+//! tracked sources in two different directories and fails, naming the files, unless both
+//! `SHA256SUMS` are identical.
 
 use std::collections::BTreeMap;
 use std::io::{Cursor, Write};
@@ -42,7 +46,7 @@ const SOURCE_DATE_EPOCH: &str = "1700000000";
 pub(crate) struct Options {
     /// Where the zips and `SHA256SUMS` go.
     pub(crate) out_dir: PathBuf,
-    /// The arm64 sysroot for Debian's rustc (gcc mode).
+    /// The arm64 standard library for Debian's rustc (`--sysroot`); none: the toolchain on PATH.
     pub(crate) sysroot: Option<PathBuf>,
     /// Build twice from two directories and compare.
     pub(crate) check_reproducible: bool,
@@ -179,65 +183,164 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The build-machine paths of one build: each is remapped to a fixed name in the binaries
+/// (`--remap-path-prefix` for Rust, `-ffile-prefix-map` for C) and then must not occur in them.
+struct BuildPaths {
+    /// `(path, fixed name)`, in the order the remaps are given. rustc applies the last matching
+    /// `--remap-path-prefix`, so more specific paths come after the paths that contain them.
+    remaps: Vec<(PathBuf, &'static str)>,
+    /// Paths that may not appear in a binary at all (the remapped ones and more).
+    forbidden: Vec<PathBuf>,
+}
+
+impl BuildPaths {
+    fn new(
+        src: &Path,
+        target_dir: &Path,
+        cargo_home: &Path,
+        sysroot: Option<&Path>,
+        caches: &[PathBuf],
+    ) -> Self {
+        let mut remaps = vec![
+            (cargo_home.to_path_buf(), "/cargo"),
+            (src.to_path_buf(), "/build"),
+            (target_dir.to_path_buf(), "/target"),
+        ];
+        // Crane vendors the crates into /nix/store/<hash>-vendor-cargo-deps, whose hash depends
+        // on the build machine's system: the flake passes that directory here, so the crates'
+        // panic locations and C `__FILE__` strings read /vendor/... on every machine.
+        if let Some(vendor) = std::env::var_os("ORDERFLOW_CARGO_VENDOR_DIR") {
+            remaps.push((PathBuf::from(vendor), "/vendor"));
+        }
+        let mut forbidden: Vec<PathBuf> = remaps.iter().map(|(path, _)| path.clone()).collect();
+        forbidden.push(cargo_home.join("registry"));
+        forbidden.push("/nix/store".into());
+        forbidden.extend(std::env::var_os("HOME").map(PathBuf::from));
+        forbidden.extend(sysroot.map(Path::to_path_buf));
+        forbidden.extend(caches.iter().cloned());
+        Self { remaps, forbidden }
+    }
+
+    /// `--remap-path-prefix=A=B ...` for rustc.
+    fn rustflags(&self) -> String {
+        self.flags("--remap-path-prefix")
+    }
+
+    /// `-ffile-prefix-map=A=B ...` for the C compiler (`__FILE__` in assertions and debug info),
+    /// honoured by gcc and by clang, which `zig cc` is; like rustc, both apply the last match.
+    fn cflags(&self) -> String {
+        self.flags("-ffile-prefix-map")
+    }
+
+    fn flags(&self, option: &str) -> String {
+        self.remaps
+            .iter()
+            .map(|(path, to)| format!("{option}={}={to}", path.display()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// The directory cargo keeps its registry in.
+fn cargo_home() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
+        })
+}
+
 /// Builds the Lambdas of the workspace at `src` into `out`.
 fn build(src: &Path, target_dir: &Path, out: &Path, options: &Options) -> Result<()> {
     let started = Instant::now();
     let src = src.canonicalize()?;
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
-        });
-    let zig = std::env::var("ORDERFLOW_LINKER").as_deref() == Ok("zigbuild");
-    let mut rustflags = format!(
-        "--remap-path-prefix={}=/build --remap-path-prefix={}=/cargo -C link-arg=-Wl,--build-id=none",
-        src.display(),
-        cargo_home.display()
-    );
-    let mut command;
-    if zig {
-        command = Command::new("cargo");
-        command.arg("zigbuild");
-        // zig links against exactly this glibc version.
-        command.args([
-            "--target",
-            &format!("{TARGET}.{}.{}", MAX_GLIBC.0, MAX_GLIBC.1),
-        ]);
-    } else {
-        let sysroot = options
-            .sysroot
-            .clone()
-            .or_else(|| std::env::var_os("ORDERFLOW_A64_SYSROOT").map(PathBuf::from))
-            .context("gcc mode needs the arm64 sysroot: --sysroot DIR (printed by .ci/aarch64-toolchain)")?;
-        rustflags = format!("--sysroot {} {rustflags}", sysroot.display());
-        command = Command::new(
-            std::env::var("ORDERFLOW_CARGO").unwrap_or_else(|_| "/usr/bin/cargo".into()),
+    std::fs::create_dir_all(target_dir)?;
+    let target_dir = target_dir.canonicalize()?;
+    if let Ok(linker) = std::env::var("ORDERFLOW_LINKER") {
+        // The gcc route is gone (CI proves only the flake's route); refuse rather than ignore it.
+        ensure!(
+            matches!(linker.as_str(), "" | "zigbuild"),
+            "ORDERFLOW_LINKER={linker}: the only linker is `zigbuild` (cargo-zigbuild with zig)"
         );
+    }
+    // Debian's Rust with the arm64 standard library in a sysroot (outside Nix), or the
+    // toolchain on PATH that has the target's standard library itself (the flake's).
+    let sysroot = options
+        .sysroot
+        .clone()
+        .or_else(|| std::env::var_os("ORDERFLOW_A64_SYSROOT").map(PathBuf::from));
+    // zig and cargo-zigbuild keep caches (compiled glibc stubs, compiler wrappers) under
+    // $XDG_CACHE_HOME or $HOME, which a Nix sandbox does not have: fixed directories, so the
+    // wrapper paths cargo fingerprints are the same in every build.
+    let zig_caches: Vec<(&str, PathBuf)> = [
+        ("ZIG_GLOBAL_CACHE_DIR", "global"),
+        ("ZIG_LOCAL_CACHE_DIR", "local"),
+        ("CARGO_ZIGBUILD_CACHE_DIR", "cargo-zigbuild"),
+    ]
+    .into_iter()
+    .map(|(variable, dir)| {
+        let path = std::env::var_os(variable)
+            .map_or_else(|| cache_dir().join("zig").join(dir), PathBuf::from);
+        (variable, path)
+    })
+    .collect();
+    let caches: Vec<PathBuf> = zig_caches.iter().map(|(_, path)| path.clone()).collect();
+    let paths = BuildPaths::new(
+        &src,
+        &target_dir,
+        &cargo_home(),
+        sysroot.as_deref(),
+        &caches,
+    );
+    let mut rustflags = format!("{} -C link-arg=-Wl,--build-id=none", paths.rustflags());
+    if let Some(sysroot) = &sysroot {
+        // The target's flags only: build scripts and proc macros keep the host's sysroot.
+        rustflags = format!("--sysroot {} {rustflags}", sysroot.display());
+    }
+    let mut command = Command::new(match (&sysroot, std::env::var("ORDERFLOW_CARGO")) {
+        (_, Ok(cargo)) => cargo,
+        (Some(_), Err(_)) => "/usr/bin/cargo".to_owned(),
+        (None, Err(_)) => "cargo".to_owned(),
+    });
+    if sysroot.is_some() {
         command
             .env(
                 "RUSTC",
                 std::env::var("ORDERFLOW_RUSTC").unwrap_or_else(|_| "/usr/bin/rustc".into()),
             )
-            .env("RUSTDOC", "/usr/bin/rustdoc")
-            .env(
-                "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
-                "aarch64-linux-gnu-gcc",
-            )
-            .env("CC_aarch64_unknown_linux_gnu", "aarch64-linux-gnu-gcc")
-            .env("AR_aarch64_unknown_linux_gnu", "aarch64-linux-gnu-ar");
-        command.arg("build").args(["--target", TARGET]);
+            .env("RUSTDOC", "/usr/bin/rustdoc");
+    }
+    // zig links against exactly this glibc version (the target's suffix); cargo-zigbuild sets
+    // the linker, CC_<target> and AR_<target> (`zig ar`) unless they are set, and leaves
+    // CARGO_TARGET_<TRIPLE>_RUSTFLAGS alone (it only reads -C target-cpu from it).
+    command.arg("zigbuild").args([
+        "--target",
+        &format!("{TARGET}.{}.{}", MAX_GLIBC.0, MAX_GLIBC.1),
+    ]);
+    for (variable, dir) in &zig_caches {
+        std::fs::create_dir_all(dir)?;
+        command.env(variable, dir);
+    }
+    for variable in [
+        "CC_aarch64_unknown_linux_gnu",
+        "AR_aarch64_unknown_linux_gnu",
+        "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
+    ] {
+        command.env_remove(variable);
     }
     command
         .args(["--locked", "--release"])
         .args(LAMBDAS.iter().flat_map(|(_, bin)| ["--bin", bin]))
         .current_dir(&src)
-        .env("CARGO_TARGET_DIR", target_dir)
+        .env("CARGO_TARGET_DIR", &target_dir)
         .env("CARGO_INCREMENTAL", "0")
         .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
         .env(
             "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
             &rustflags,
         )
+        // The C code of ring and aws-lc-sys (the cc crate appends these to its own flags).
+        .env("CFLAGS_aarch64_unknown_linux_gnu", paths.cflags())
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTC_WRAPPER");
@@ -249,6 +352,7 @@ fn build(src: &Path, target_dir: &Path, out: &Path, options: &Options) -> Result
 
     std::fs::create_dir_all(out)?;
     let mut sums = BTreeMap::new();
+    let mut leaks = Vec::new();
     for (_, bin) in LAMBDAS {
         let binary = target_dir.join(TARGET).join("release").join(bin);
         let bytes =
@@ -264,6 +368,11 @@ fn build(src: &Path, target_dir: &Path, out: &Path, options: &Options) -> Result
                 MAX_GLIBC.1
             );
         }
+        leaks.extend(
+            build_machine_paths(&bytes, &paths.forbidden)
+                .into_iter()
+                .map(|leak| format!("{bin}: {leak}")),
+        );
         let zip = bootstrap_zip(&bytes)?;
         let name = format!("{bin}.zip");
         std::fs::write(out.join(&name), &zip)?;
@@ -284,7 +393,53 @@ fn build(src: &Path, target_dir: &Path, out: &Path, options: &Options) -> Result
         "xtask: lambdas: built in {:.0}s",
         started.elapsed().as_secs_f64()
     );
+    ensure!(
+        leaks.is_empty(),
+        "build-machine paths in the binaries (a remap is missing):\n  {}",
+        leaks.join("\n  ")
+    );
+    eprintln!(
+        "xtask: lambdas: no binary contains a build-machine path ({})",
+        paths
+            .forbidden
+            .iter()
+            .map(|path| path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     Ok(())
+}
+
+/// Where `binary` contains one of the `paths` (as bytes): one line per path found, with its
+/// count and the bytes around the first occurrence. Paths shorter than five bytes (`/`, an empty
+/// `$HOME`) are skipped: they would match anything.
+fn build_machine_paths(binary: &[u8], paths: &[PathBuf]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for path in paths {
+        let needle = path.as_os_str().as_encoded_bytes();
+        let needle = needle.strip_suffix(b"/").unwrap_or(needle);
+        if needle.len() < 5 || !seen.insert(needle.to_vec()) {
+            continue;
+        }
+        let hits: Vec<usize> = binary
+            .windows(needle.len())
+            .enumerate()
+            .filter(|(_, window)| *window == needle)
+            .map(|(at, _)| at)
+            .collect();
+        if let Some(&first) = hits.first() {
+            let context =
+                &binary[first.saturating_sub(24)..(first + needle.len() + 40).min(binary.len())];
+            found.push(format!(
+                "{} ({} times, first at byte {first}: \"{}\")",
+                path.display(),
+                hits.len(),
+                context.escape_ascii()
+            ));
+        }
+    }
+    found
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -349,6 +504,38 @@ mod tests {
         assert_eq!(content, binary);
     }
 
+    #[test]
+    fn build_machine_paths_are_found_with_their_context() {
+        let mut binary = b"\x7fELF\0\0panicked at /build/crates/consumer/src/lib.rs\0".to_vec();
+        binary.extend_from_slice(b"\0\x01/home/ci/.cargo/registry/src/index/ring-0.17/x.c\0");
+        binary.extend_from_slice(b"/nix/store/abc-vendor-cargo-deps/c\0/nix/store/def\0");
+        let paths: Vec<PathBuf> = [
+            "/home/ci/.cargo",
+            "/home/ci/.cargo/registry/",
+            "/nix/store",
+            "/work/orderflow",
+            "/",
+            "",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        let found = build_machine_paths(&binary, &paths);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(
+            found[0].starts_with("/home/ci/.cargo (1 times, first at byte 54: "),
+            "{}",
+            found[0]
+        );
+        assert!(found[0].contains("ring-0.17/x.c"), "{}", found[0]);
+        assert!(found[1].starts_with("/home/ci/.cargo/registry/ (1 times"));
+        assert!(found[2].starts_with("/nix/store (2 times"), "{}", found[2]);
+        // The remapped names are not build-machine paths.
+        assert!(build_machine_paths(b"/build/src/main.rs /cargo/registry", &paths).is_empty());
+    }
+
+    // The host's test binary is an ELF only on Linux (`nix flake check` also runs on macOS).
+    #[cfg(target_os = "linux")]
     #[test]
     fn the_newest_glibc_of_this_test_binary_is_found() {
         let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();

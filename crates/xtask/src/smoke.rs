@@ -211,10 +211,13 @@ impl Drop for Dynalite {
 
 impl Dynalite {
     fn start(root: &Path) -> Result<Dynalite> {
-        let cli = root.join("node_modules/dynalite/cli.js");
+        // The twin's variable (`nix flake check` and the dev shell set it), else the clone's.
+        let modules = std::env::var_os("ORDERFLOW_NODE_MODULES")
+            .map_or_else(|| root.join("node_modules"), PathBuf::from);
+        let cli = modules.join("dynalite/cli.js");
         ensure!(
             cli.exists(),
-            "{} is missing: run `npm ci` (cargo xtask test does)",
+            "{} is missing: run `npm ci` (cargo xtask test does) or set ORDERFLOW_NODE_MODULES",
             cli.display()
         );
         let port = free_port()?;
