@@ -64,7 +64,11 @@
           zig = pkgs.zig_0_15;
           cargo-zigbuild = pkgs.cargo-zigbuild.override { inherit zig; };
           nodejs = pkgs.nodejs;
-          opentofu = pkgs.opentofu.withPlugins (p: [ p.hashicorp_aws ]);
+          # The one OpenTofu of the project: the dev shell has it, and the workflows install it
+          # with `nix build .#tofu` (no setup-opentofu), so both run the version flake.lock's
+          # nixpkgs pins. No bundled provider: `tofu init` installs the AWS provider from the
+          # registry and checks it against tofu/.terraform.lock.hcl, in the shell as in CI.
+          opentofu = pkgs.opentofu;
 
           # dynalite and its dependencies, from package-lock.json (see the file for why it is not
           # a plain importNpmLock call).
@@ -106,8 +110,14 @@
             fileset = lib.fileset.unions (cargoSources ++ [ ./tofu ]);
           };
 
+          # The crates of Cargo.lock, vendored once for every derivation. Passed explicitly so the
+          # Lambda build can remap this directory: its store path depends on the build machine's
+          # system (it is built, not fetched), and the crates' panic locations and C `__FILE__`
+          # strings would otherwise carry it into the binaries.
+          cargoVendorDir = craneLib.vendorCargoDeps { inherit src; };
+
           commonArgs = {
-            inherit src;
+            inherit src cargoVendorDir;
             pname = "orderflow";
             inherit (craneLib.crateNameFromCargoToml { inherit src; }) version;
             strictDeps = true;
@@ -119,7 +129,9 @@
           # reuses one of these through `commonArgs // { cargoArtifacts = ...; }`:
           #   devArtifacts      host, dev profile: clippy and the tests, as `cargo xtask test` runs
           #                     them (the release profile's fat LTO would make every test link slow)
-          #   releaseArtifacts  host, release profile: the producer and the twin
+          #   producerArtifacts host, release profile: the producer alone (`nix run .#producer`
+          #                     does not compile the twin's DataFusion)
+          #   releaseArtifacts  host, release profile: the twin
           #   lambdaArtifacts   aarch64 through cargo-zigbuild, release profile: the Lambdas
           devArgs = commonArgs // {
             CARGO_PROFILE = "dev";
@@ -127,12 +139,19 @@
           devArtifacts = craneLib.buildDepsOnly (devArgs // { pname = "orderflow-dev"; });
 
           hasTwin = builtins.pathExists ./crates/twin/Cargo.toml;
-          releaseCrates = [ "orderflow-producer" ] ++ lib.optionals hasTwin [ "orderflow-twin" ];
+          producerArtifacts = craneLib.buildDepsOnly (
+            commonArgs
+            // {
+              pname = "orderflow-producer";
+              cargoExtraArgs = "--locked -p orderflow-producer";
+              doCheck = false;
+            }
+          );
           releaseArtifacts = craneLib.buildDepsOnly (
             commonArgs
             // {
               pname = "orderflow-release";
-              cargoExtraArgs = "--locked ${lib.concatMapStringsSep " " (c: "-p ${c}") releaseCrates}";
+              cargoExtraArgs = "--locked -p orderflow-twin";
               doCheck = false;
             }
           );
@@ -140,7 +159,7 @@
           producer = craneLib.buildPackage (
             commonArgs
             // {
-              cargoArtifacts = releaseArtifacts;
+              cargoArtifacts = producerArtifacts;
               pname = "orderflow-producer";
               cargoExtraArgs = "--locked -p orderflow-producer";
               doCheck = false; # checks.tests runs every test
@@ -168,21 +187,30 @@
             }
           );
 
-          # `cargo xtask lambdas` (crates/xtask/src/lambdas.rs) builds the Lambdas with
+          # `cargo xtask lambdas` (crates/xtask/src/lambdas.rs) builds the Lambdas, here exactly as
+          # in CI (.ci/run) except for the toolchain (rust-overlay's, with the target's standard
+          # library, so no --sysroot):
           #   cargo zigbuild --target aarch64-unknown-linux-gnu.2.34 --locked --release --bin ...
-          # in its own target directory, $ORDERFLOW_CACHE/lambda-build-here/target (run from the
-          # source root `<source>`), with
-          #   CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS = --remap-path-prefix=<source>=/build
-          #     --remap-path-prefix=$CARGO_HOME=/cargo -C link-arg=-Wl,--build-id=none
-          # and SOURCE_DATE_EPOCH=1700000000. cargo reuses the dependency build below only if all
-          # of that is the same there, so lambdaArgs and lambdaDepsCommand repeat it: keep them in
-          # step with the xtask (a mismatch costs a full rebuild of the dependencies, not a wrong
-          # result).
+          # from the source root <src>, into <src>/target ($ORDERFLOW_CACHE/lambda-build-here),
+          # with SOURCE_DATE_EPOCH=1700000000, the zig caches in $ORDERFLOW_CACHE/zig/, and every
+          # build-machine path remapped to a fixed name, in this order (rustc applies the last
+          # matching remap), for Rust and for the C code of ring and aws-lc-sys:
+          #   $CARGO_HOME=/cargo <src>=/build <src>/target=/target $ORDERFLOW_CARGO_VENDOR_DIR=/vendor
+          #   CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS = --remap-path-prefix=<each>
+          #     -C link-arg=-Wl,--build-id=none
+          #   CFLAGS_aarch64_unknown_linux_gnu = -ffile-prefix-map=<each>
+          # The vendor directory's store path depends on the build machine's system; remapped, the
+          # binaries are the same on every machine. The xtask then fails if any binary still
+          # contains a build-machine path (/nix/store, <src>, $HOME, $CARGO_HOME, the vendor
+          # directory, the zig caches). cargo reuses the dependency build below only if all of
+          # that is the same there, so lambdaDepsCommand repeats it: keep them in step with the
+          # xtask (a mismatch costs a rebuild of the dependencies, not a wrong result).
           lambdaZigTarget = "${lambdaTarget}.2.34";
           lambdaArgs = commonArgs // {
             pname = "orderflow-lambdas";
             nativeBuildInputs = [ cargo-zigbuild ];
             ORDERFLOW_LINKER = "zigbuild";
+            ORDERFLOW_CARGO_VENDOR_DIR = cargoVendorDir;
             SOURCE_DATE_EPOCH = "1700000000";
             # Both derivations build in <build dir>/lambda-build-here (the dependency build's dummy
             # sources would otherwise unpack elsewhere): the remapped source path is then the same
@@ -195,13 +223,17 @@
               fi
             '';
             # zig and cargo-zigbuild keep caches under $HOME or $XDG_CACHE_HOME, which the sandbox
-            # does not provide. Fixed paths keep the compiler wrapper paths (which cargo
-            # fingerprints) the same in both derivations.
+            # does not provide: the xtask's fixed directories under $ORDERFLOW_CACHE/zig, exported
+            # here for the dependency build too, so the compiler wrapper paths (which cargo
+            # fingerprints) are the same in both derivations.
             preBuild = ''
-              export ORDERFLOW_CACHE="$(dirname "$PWD")"
+              export ORDERFLOW_CACHE="$(dirname "$(pwd -P)")"
               export HOME="$TMPDIR/home" XDG_CACHE_HOME="$TMPDIR/cache"
-              export ZIG_GLOBAL_CACHE_DIR="$TMPDIR/cache/zig" ZIG_LOCAL_CACHE_DIR="$TMPDIR/cache/zig-local"
-              mkdir -p "$HOME" "$ZIG_GLOBAL_CACHE_DIR" "$ZIG_LOCAL_CACHE_DIR"
+              export ZIG_GLOBAL_CACHE_DIR="$ORDERFLOW_CACHE/zig/global"
+              export ZIG_LOCAL_CACHE_DIR="$ORDERFLOW_CACHE/zig/local"
+              export CARGO_ZIGBUILD_CACHE_DIR="$ORDERFLOW_CACHE/zig/cargo-zigbuild"
+              mkdir -p "$HOME" "$XDG_CACHE_HOME" "$ZIG_GLOBAL_CACHE_DIR" "$ZIG_LOCAL_CACHE_DIR" \
+                "$CARGO_ZIGBUILD_CACHE_DIR"
             '';
             doCheck = false;
           };
@@ -210,11 +242,19 @@
           # Lambdas (see above), plus the xtask's own host dependencies (`cargo xtask` is
           # `cargo run --locked --package xtask`, dev profile).
           lambdaDepsCommand = ''
-            export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="--remap-path-prefix=$PWD=/build --remap-path-prefix=$CARGO_HOME=/cargo -C link-arg=-Wl,--build-id=none"
+            src=$(pwd -P)
+            rustflags="" cflags=""
+            for remap in "$CARGO_HOME=/cargo" "$src=/build" "$src/target=/target" \
+              "$ORDERFLOW_CARGO_VENDOR_DIR=/vendor"; do
+              rustflags="$rustflags --remap-path-prefix=$remap"
+              cflags="$cflags -ffile-prefix-map=$remap"
+            done
+            export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="''${rustflags# } -C link-arg=-Wl,--build-id=none"
+            export CFLAGS_aarch64_unknown_linux_gnu="''${cflags# }"
             cargo zigbuild --target ${lambdaZigTarget} --locked --release ${
               lib.concatMapStringsSep " " (bin: "--bin ${bin}") lambdaNames
             }
-            unset CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS
+            unset CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS CFLAGS_aarch64_unknown_linux_gnu
             cargo build --locked --package xtask
           '';
           lambdaArtifacts = craneLib.buildDepsOnly (
@@ -276,6 +316,8 @@
             // {
               inherit lambdas producer;
               default = lambdas;
+              # The workflows' OpenTofu (`nix build .#tofu`), the same derivation as the shell's.
+              tofu = opentofu;
             }
             // lib.optionalAttrs hasTwin { orderflow = twin; };
 

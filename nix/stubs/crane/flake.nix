@@ -187,6 +187,28 @@
                   }
                 );
 
+              # vendorCargoDeps { src | cargoLock | cargoLockContents | cargoLockParsed, ... }: the
+              # real one needs a Cargo.lock (in src, or given); here it is only read.
+              vendorCargoDeps =
+                args:
+                let
+                  lock =
+                    args.cargoLockParsed or (builtins.fromTOML (
+                      args.cargoLockContents or (builtins.readFile (
+                        args.cargoLock or (
+                          assert
+                            args ? src || throw "crane stub: vendorCargoDeps needs src or a Cargo.lock";
+                          args.src + "/Cargo.lock"
+                        )
+                      ))
+                    ));
+                in
+                assert lock ? package || throw "crane stub: vendorCargoDeps: Cargo.lock has no packages";
+                pkgs.stdenv.mkDerivation {
+                  name = "vendor-cargo-deps";
+                  packages = builtins.length lock.package;
+                };
+
               devShell =
                 {
                   checks ? { },
@@ -213,6 +235,7 @@
                 crateNameFromCargoToml
                 devShell
                 mkCargoDerivation
+                vendorCargoDeps
                 ;
 
               # crane accepts a toolchain or a function of the package set returning one.

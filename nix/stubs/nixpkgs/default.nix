@@ -42,9 +42,12 @@ let
 
   # A real derivation whose builder only writes a placeholder; `args` are forced into it. A
   # fixed-output hash is passed through, so Nix itself parses it when it instantiates the stub.
+  # Like a real derivation, the result also carries its arguments as attributes (unforced), so
+  # .ci/nix-checks can compare a derivation's environment with what the xtask expects.
   mkStubDrv =
     name: args:
-    derivation (
+    args
+    // derivation (
       {
         inherit name system;
         builder = "/bin/sh";
