@@ -10,6 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 mod lambdas;
+mod rehearse;
 mod smoke;
 
 fn main() -> ExitCode {
@@ -46,6 +47,23 @@ fn run() -> Result<ExitCode> {
             lambdas::run(&root(), &options)?;
             Ok(ExitCode::SUCCESS)
         }
+        Some("rehearse") => {
+            let mut options = rehearse::Options {
+                registry: false,
+                keep: false,
+                strict_deploy_role: false,
+            };
+            for arg in &args[1..] {
+                match arg.as_str() {
+                    "--registry" => options.registry = true,
+                    "--keep" => options.keep = true,
+                    "--strict-deploy-role" => options.strict_deploy_role = true,
+                    other => bail!("unknown option `{other}` for rehearse (try `cargo xtask help`)"),
+                }
+            }
+            rehearse::run(&root(), &options)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some("help" | "--help" | "-h") | None => {
             println!(
                 "usage: cargo xtask <task>\n\n  \
@@ -53,7 +71,8 @@ fn run() -> Result<ExitCode> {
                  demo [<orderflow demo args>]  npm ci (if needed), then the local twin's demo (`orderflow demo`)\n  \
                  lambdas [--sysroot DIR] [--out-dir DIR] [--check-reproducible]   the arm64 Lambda zips\n  \
                  smoke [--dist DIR]            each Lambda zip under qemu with real events\n  \
-                 coldstart                     cold-start times of the Lambda binaries"
+                 coldstart                     cold-start times of the Lambda binaries\n  \
+                 rehearse [--registry] [--keep] [--strict-deploy-role]   OpenTofu init/validate/plan/apply/re-plan/deploy-role/destroy against moto"
             );
             Ok(ExitCode::SUCCESS)
         }
