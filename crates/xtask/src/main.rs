@@ -58,7 +58,9 @@ fn run() -> Result<ExitCode> {
                     "--registry" => options.registry = true,
                     "--keep" => options.keep = true,
                     "--strict-deploy-role" => options.strict_deploy_role = true,
-                    other => bail!("unknown option `{other}` for rehearse (try `cargo xtask help`)"),
+                    other => {
+                        bail!("unknown option `{other}` for rehearse (try `cargo xtask help`)")
+                    }
                 }
             }
             rehearse::run(&root(), &options)?;
