@@ -1,4 +1,4 @@
-//! The API contract of `../shared/design.md` section 2, request by request, through the router
+//! The API contract of `docs/design.md` section 2, request by request, through the router
 //! (no port bound).
 
 use std::sync::Arc;
