@@ -1,10 +1,11 @@
-//! The ingestion API (`../shared/design.md` section 2) as an axum [`Router`] over any
+//! The ingestion API (`docs/design.md` section 2) as an axum [`Router`] over any
 //! [`RecordSink`]: the local twin plugs in its durable stream, tests plug in an in-memory one.
 //! API Gateway implements the same contract in AWS (see `tofu/`).
 //!
 //! - `POST /v1/orders`: one order → one stream record, `200 {"shard_id","sequence_number"}`.
 //! - `POST /v1/orders/batch`: `{"orders": [1..500]}` → PutRecords; `200` when all were written,
-//!   `207` when some were not, each entry in request order.
+//!   `207` when some were not, each entry in request order. Each order is stored as API Gateway's
+//!   mapping template stores it, re-serialised ([`gateway_json`]), not as the client's bytes.
 //! - `POST /orders`: the legacy `{StreamName, PartitionKey, Data}` envelope; only the envelope is
 //!   checked here, the order inside flows on and is judged downstream. `StreamName` is accepted
 //!   and ignored: the configured stream always wins.
@@ -90,6 +91,7 @@ pub enum SinkError {
     Unavailable(String),
 }
 
+pub mod gateway_json;
 pub mod memory;
 
 /// Where accepted records go: PutRecords semantics (one result per entry, in order).
@@ -315,7 +317,9 @@ async fn put_batch<S: RecordSink>(
         match check_order(bytes, &format!("/orders/{index}")) {
             Ok(partition_key) => entries.push(RecordEntry {
                 partition_key,
-                data: bytes.to_vec(),
+                // API Gateway's batch mapping stores `$input.json("$.orders[i]")`, a
+                // re-serialisation, not the client's bytes: store what it stores.
+                data: gateway_json::input_json(bytes).unwrap_or_else(|| bytes.to_vec()),
             }),
             Err(ApiError::Invalid(mut more)) => errors.append(&mut more),
             Err(other) => return Err(other),
