@@ -1,7 +1,7 @@
 //! The validated order (wire format v1) and its parts.
 //!
 //! An [`Order`] only exists after it passed the one rule set in [`crate::parse`]: every value in it
-//! is within the limits of `../shared/design.md` section 1. String fields borrow from the input
+//! is within the limits of `docs/design.md` section 1. String fields borrow from the input
 //! where they can, so decoding a large batch allocates little.
 
 use std::borrow::Cow;
@@ -139,7 +139,7 @@ macro_rules! string_enum {
         pub enum $name { $($(#[$vmeta])* $variant),+ }
 
         impl $name {
-            /// Every value, in the order of the design document.
+            /// Every value, in the order `docs/design.md` section 1 lists them.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
             /// The wire spelling.

@@ -1,7 +1,7 @@
 //! Decoding and validating wire-format orders: the one rule set every part uses.
 //!
 //! [`parse_order`] reads the JSON once, leniently (every field is captured whatever its type),
-//! then checks every rule of `../shared/design.md` section 1 and reports *all* violations, each
+//! then checks every rule of `docs/design.md` section 1 and reports *all* violations, each
 //! naming the JSON pointer of the field and the rule it broke. Messages never contain the offending
 //! value, so they are safe to log.
 

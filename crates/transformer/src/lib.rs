@@ -1,4 +1,4 @@
-//! The Firehose transformer driver shared by the four table Lambdas (`../shared/design.md`
+//! The Firehose transformer driver shared by the four table Lambdas (`docs/design.md`
 //! section 5). Each binary only names its [`Table`]; the mapping of an order to that table's rows
 //! is [`Table::write_rows`] in the domain crate.
 //!

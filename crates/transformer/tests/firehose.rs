@@ -1,4 +1,4 @@
-//! The transformer driver on Firehose events in their wire format (`../shared/design.md` section 5).
+//! The transformer driver on Firehose events in their wire format (`docs/design.md` section 5).
 
 use aws_lambda_events::event::firehose::{KinesisFirehoseEvent, KinesisFirehoseResponse};
 use base64::Engine;
