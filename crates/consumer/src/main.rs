@@ -27,7 +27,9 @@ async fn main() -> Result<(), Error> {
         }
     };
     let config = aws_config::load_from_env().await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        orderflow_consumer::client_config(aws_sdk_dynamodb::config::Builder::from(&config)).build(),
+    );
     let policy = WritePolicy::default();
     lambda_runtime::run(service_fn(|event: LambdaEvent<OrderRecordsEvent>| {
         let (client, table, policy) = (&client, &table, &policy);

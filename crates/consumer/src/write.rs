@@ -1,25 +1,48 @@
-//! Writing items with `BatchWriteItem`: chunks of 25, bounded concurrency, `UnprocessedItems` and
-//! retryable errors retried with exponential backoff and full jitter until the invocation's
-//! deadline. Whatever is still unwritten then is returned by sequence number, so the handler can
-//! report it in `batchItemFailures`.
+//! Writing items: one conditional `PutItem` per item, bounded concurrency, retryable errors
+//! retried with exponential backoff and full jitter until the invocation's deadline. Whatever is
+//! still unwritten then is returned by sequence number, so the handler can report it in
+//! `batchItemFailures`.
+//!
+//! Why not `BatchWriteItem`: it cannot carry a condition ("You can't specify conditions on
+//! individual put and delete requests with BatchWriteItem", DynamoDB API reference), and an
+//! unconditional put lets a replayed (retried, bisected, redriven) record overwrite a newer
+//! version of the same order. Every put here is conditional on the stored
+//! `source_sequence_number`: only a record at least as new as the stored one replaces it. One
+//! customer's orders share a shard, so their Kinesis sequence numbers order them. A put refused
+//! by the condition is not an error: a newer version is already stored (`superseded`).
+//! `PutItem` costs the same write capacity per item as `BatchWriteItem`; the price is one
+//! request per item (measured in BENCHMARKS.md, `consumer_writes` bench).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use futures::stream::{self, StreamExt};
 use rand::RngExt;
 use tokio::time::Instant;
 
 use crate::plan::PendingWrite;
 
-/// The most items DynamoDB accepts in one `BatchWriteItem`.
-pub const MAX_BATCH_ITEMS: usize = 25;
+/// The condition every put carries: no stored version, or a stored sequence number that is not
+/// newer. Sequence numbers are decimal strings without leading zeros, so "not newer" is "fewer
+/// digits, or as many digits and not greater as text" (DynamoDB compares strings by their bytes;
+/// numbers cannot hold Kinesis' up to 129 digits, DynamoDB keeps 38).
+pub const NOT_NEWER_CONDITION: &str = "attribute_not_exists(#seq) OR size(#seq) < :seq_len \
+     OR (size(#seq) = :seq_len AND #seq <= :seq)";
 
-/// How a `BatchWriteItem` call failed.
+/// How a conditional put ended when DynamoDB answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The item was written.
+    Written,
+    /// A newer version of the item is stored; nothing was written.
+    Superseded,
+}
+
+/// How a put failed.
 #[derive(Debug, thiserror::Error)]
-pub enum BatchWriteError {
+pub enum WriteError {
     /// Worth retrying: throttling, a 5xx, a timeout or a connection problem.
     #[error("retryable: {0}")]
     Retryable(String),
@@ -28,34 +51,48 @@ pub enum BatchWriteError {
     Fatal(String),
 }
 
-/// A port to DynamoDB's `BatchWriteItem`; returns the unprocessed requests.
-pub trait BatchWriter {
-    /// Writes up to 25 put requests into `table`; `Ok` holds what DynamoDB left unprocessed.
-    fn batch_write(
+/// A port to DynamoDB's conditional `PutItem`.
+pub trait ItemWriter {
+    /// Puts `item` into `table` unless the stored item has a newer `source_sequence_number`
+    /// than `sequence_number` ([`NOT_NEWER_CONDITION`]).
+    fn put_if_not_newer(
         &self,
         table: &str,
-        requests: Vec<WriteRequest>,
-    ) -> impl Future<Output = Result<Vec<WriteRequest>, BatchWriteError>> + Send;
+        item: HashMap<String, AttributeValue>,
+        sequence_number: &str,
+    ) -> impl Future<Output = Result<PutOutcome, WriteError>> + Send;
 }
 
-impl BatchWriter for aws_sdk_dynamodb::Client {
-    async fn batch_write(
+impl ItemWriter for aws_sdk_dynamodb::Client {
+    async fn put_if_not_newer(
         &self,
         table: &str,
-        requests: Vec<WriteRequest>,
-    ) -> Result<Vec<WriteRequest>, BatchWriteError> {
-        use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-        use aws_sdk_dynamodb::error::SdkError;
-        match self
-            .batch_write_item()
-            .request_items(table, requests)
+        item: HashMap<String, AttributeValue>,
+        sequence_number: &str,
+    ) -> Result<PutOutcome, WriteError> {
+        use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+        use aws_sdk_dynamodb::operation::put_item::PutItemError;
+        let digits = sequence_number.trim_start_matches('0');
+        let result = self
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression(NOT_NEWER_CONDITION)
+            .expression_attribute_names("#seq", orderflow_domain::SOURCE_SEQUENCE_NUMBER)
+            .expression_attribute_values(":seq", AttributeValue::S(digits.to_owned()))
+            .expression_attribute_values(":seq_len", AttributeValue::N(digits.len().to_string()))
             .send()
-            .await
-        {
-            Ok(output) => Ok(output
-                .unprocessed_items
-                .and_then(|mut unprocessed| unprocessed.remove(table))
-                .unwrap_or_default()),
+            .await;
+        match result {
+            Ok(_) => Ok(PutOutcome::Written),
+            Err(SdkError::ServiceError(service))
+                if matches!(
+                    service.err(),
+                    PutItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Ok(PutOutcome::Superseded)
+            }
             Err(error) => {
                 let retryable = match &error {
                     SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
@@ -70,6 +107,7 @@ impl BatchWriter for aws_sdk_dynamodb::Client {
                                     | "ThrottlingException"
                                     | "RequestLimitExceeded"
                                     | "InternalServerError"
+                                    | "TransactionConflictException"
                             )
                     }
                     _ => false,
@@ -79,9 +117,9 @@ impl BatchWriter for aws_sdk_dynamodb::Client {
                     None => aws_sdk_dynamodb::error::DisplayErrorContext(&error).to_string(),
                 };
                 Err(if retryable {
-                    BatchWriteError::Retryable(message)
+                    WriteError::Retryable(message)
                 } else {
-                    BatchWriteError::Fatal(message)
+                    WriteError::Fatal(message)
                 })
             }
         }
@@ -91,7 +129,7 @@ impl BatchWriter for aws_sdk_dynamodb::Client {
 /// Tuning of the write loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WritePolicy {
-    /// `BatchWriteItem` calls in flight at once.
+    /// `PutItem` calls in flight at once.
     pub concurrency: usize,
     /// First backoff ceiling; doubles per attempt.
     pub base_backoff: Duration,
@@ -102,7 +140,7 @@ pub struct WritePolicy {
 impl Default for WritePolicy {
     fn default() -> Self {
         WritePolicy {
-            concurrency: 8,
+            concurrency: 32,
             base_backoff: Duration::from_millis(25),
             max_backoff: Duration::from_secs(2),
         }
@@ -114,103 +152,75 @@ impl Default for WritePolicy {
 pub struct WriteReport {
     /// Items written.
     pub written: usize,
+    /// Items not written because a newer version is stored (a replay of an older record).
+    pub superseded: usize,
     /// Sequence numbers of the records whose items were not written by the deadline or failed
     /// for good.
     pub failed: Vec<String>,
-    /// `BatchWriteItem` calls made, first attempts and retries.
+    /// `PutItem` calls made, first attempts and retries.
     pub calls: usize,
-    /// Calls that were retries (after unprocessed items or a retryable error).
+    /// Calls that were retries (after a retryable error).
     pub retries: usize,
     /// The last error seen, for the log (no item data in it).
     pub last_error: Option<String>,
 }
 
-/// Writes every pending item, retrying within `deadline`.
+/// Writes every pending item, retrying within `deadline`. Works in rounds: every item still
+/// pending is tried once per round (at most `policy.concurrency` at a time), then the retryable
+/// ones wait one jittered backoff. An item that keeps failing therefore never holds a slot that a
+/// healthy item needs.
 pub async fn write_all(
-    writer: &impl BatchWriter,
+    writer: &impl ItemWriter,
     table: &str,
     writes: Vec<PendingWrite>,
     policy: &WritePolicy,
     deadline: Instant,
 ) -> WriteReport {
-    let mut chunks: Vec<Vec<PendingWrite>> = Vec::new();
-    let mut writes = writes.into_iter().peekable();
-    while writes.peek().is_some() {
-        chunks.push(writes.by_ref().take(MAX_BATCH_ITEMS).collect());
-    }
-    let reports: Vec<WriteReport> = stream::iter(chunks)
-        .map(|chunk| write_chunk(writer, table, chunk, policy, deadline))
-        .buffer_unordered(policy.concurrency.max(1))
-        .collect()
-        .await;
-    let mut total = WriteReport::default();
-    for report in reports {
-        total.written += report.written;
-        total.failed.extend(report.failed);
-        total.calls += report.calls;
-        total.retries += report.retries;
-        total.last_error = report.last_error.or(total.last_error);
-    }
-    total
-}
-
-/// Writes one chunk of at most 25 items until all are written, the error is fatal, or the
-/// deadline passes.
-async fn write_chunk(
-    writer: &impl BatchWriter,
-    table: &str,
-    chunk: Vec<PendingWrite>,
-    policy: &WritePolicy,
-    deadline: Instant,
-) -> WriteReport {
     let mut report = WriteReport::default();
-    // Pending items by key, so unprocessed requests map back to their records.
-    let mut pending: HashMap<(String, String), PendingWrite> = chunk
-        .into_iter()
-        .map(|write| (write.key.clone(), write))
-        .collect();
+    let mut pending = writes;
     let mut attempt: u32 = 0;
-    loop {
+    while !pending.is_empty() {
         let now = Instant::now();
         if now >= deadline {
             break;
         }
-        let requests = pending
-            .values()
-            .map(|write| put_request(&write.item))
-            .collect();
-        report.calls += 1;
+        report.calls += pending.len();
         if attempt > 0 {
-            report.retries += 1;
+            report.retries += pending.len();
         }
-        let result =
-            tokio::time::timeout(deadline - now, writer.batch_write(table, requests)).await;
-        match result {
-            Ok(Ok(unprocessed)) => {
-                let mut left = HashMap::with_capacity(unprocessed.len());
-                for request in unprocessed {
-                    if let Some(write) = key_of(&request).and_then(|key| pending.remove_entry(&key))
-                    {
-                        left.insert(write.0, write.1);
-                    }
+        let results: Vec<(PendingWrite, Result<PutOutcome, WriteError>)> = stream::iter(pending)
+            .map(|write| async move {
+                // The SDK consumes the item; a retry needs its own copy.
+                let put =
+                    writer.put_if_not_newer(table, write.item.clone(), &write.sequence_number);
+                let result = match tokio::time::timeout(deadline - now, put).await {
+                    Ok(result) => result,
+                    Err(_elapsed) => Err(WriteError::Fatal(
+                        "PutItem did not answer before the deadline".into(),
+                    )),
+                };
+                (write, result)
+            })
+            .buffer_unordered(policy.concurrency.max(1))
+            .collect()
+            .await;
+        pending = Vec::new();
+        for (write, result) in results {
+            match result {
+                Ok(PutOutcome::Written) => report.written += 1,
+                Ok(PutOutcome::Superseded) => report.superseded += 1,
+                Err(WriteError::Retryable(message)) => {
+                    report.last_error = Some(message);
+                    pending.push(write);
                 }
-                report.written += pending.len();
-                pending = left;
-                if pending.is_empty() {
-                    return report;
+                Err(WriteError::Fatal(message)) => {
+                    report.last_error = Some(message);
+                    report.failed.push(write.sequence_number);
                 }
-                report.last_error = Some(format!("{} items unprocessed", pending.len()));
             }
-            Ok(Err(BatchWriteError::Retryable(message))) => report.last_error = Some(message),
-            Ok(Err(BatchWriteError::Fatal(message))) => {
-                report.last_error = Some(message);
-                break;
-            }
-            Err(_elapsed) => {
-                report.last_error =
-                    Some("BatchWriteItem did not answer before the deadline".into());
-                break;
-            }
+        }
+        if pending.is_empty() {
+            break;
         }
         let ceiling = policy
             .base_backoff
@@ -220,26 +230,8 @@ async fn write_chunk(
         attempt += 1;
         tokio::time::sleep_until((Instant::now() + sleep).min(deadline)).await;
     }
-    report.failed = pending
-        .into_values()
-        .map(|write| write.sequence_number)
-        .collect();
     report
-}
-
-fn put_request(item: &HashMap<String, AttributeValue>) -> WriteRequest {
-    let put = PutRequest::builder()
-        .set_item(Some(item.clone()))
-        .build()
-        .expect("a put request with an item is complete");
-    WriteRequest::builder().put_request(put).build()
-}
-
-fn key_of(request: &WriteRequest) -> Option<(String, String)> {
-    let item = request.put_request()?.item();
-    let text = |name: &str| item.get(name)?.as_s().ok().cloned();
-    Some((
-        text(orderflow_domain::PARTITION_KEY)?,
-        text(orderflow_domain::SORT_KEY)?,
-    ))
+        .failed
+        .extend(pending.into_iter().map(|write| write.sequence_number));
+    report
 }

@@ -1,4 +1,4 @@
-//! The DynamoDB item of an order (`../shared/design.md` section 3).
+//! The DynamoDB item of an order (`docs/design.md` section 3).
 //!
 //! Every order field keeps its native type: strings as `S`, the address and payment as `M`, the
 //! lines as `L` of `M`, numbers as `N` with their exact decimal text. `ingested_at` is the
@@ -24,6 +24,9 @@ pub struct Provenance<'a> {
 pub const PARTITION_KEY: &str = "customer_id";
 /// The sort key attribute.
 pub const SORT_KEY: &str = "order_id";
+/// The attribute holding the Kinesis sequence number of the record an item was written from;
+/// writes are conditional on it, so a replay never replaces a newer version.
+pub const SOURCE_SEQUENCE_NUMBER: &str = "source_sequence_number";
 
 fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
@@ -88,7 +91,7 @@ pub fn order_item(
             s(&format_utc(&provenance.ingested_at)),
         ),
         (
-            "source_sequence_number".to_owned(),
+            SOURCE_SEQUENCE_NUMBER.to_owned(),
             s(provenance.source_sequence_number),
         ),
     ])

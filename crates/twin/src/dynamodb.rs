@@ -141,7 +141,8 @@ pub fn find_node_modules() -> Result<PathBuf> {
 
 /// A DynamoDB client for a local endpoint (static test credentials, us-east-1).
 pub fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::Config::builder()
+    // The consumer's settings (no SDK retries: its write loop retries).
+    let config = orderflow_consumer::client_config(aws_sdk_dynamodb::Config::builder())
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(
@@ -156,7 +157,7 @@ pub fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(config)
 }
 
-/// Creates the orders table (design.md section 3 key schema) unless it exists.
+/// Creates the orders table (`docs/design.md` section 3 key schema) unless it exists.
 pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
     if client
         .describe_table()

@@ -101,7 +101,7 @@ async fn a_poison_record_ends_in_the_failure_store_and_blocks_nothing_else() {
     assert!(
         proxy
             .counts
-            .unprocessed_items
+            .poison_refusals
             .load(std::sync::atomic::Ordering::SeqCst)
             > 0
     );

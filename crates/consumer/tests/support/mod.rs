@@ -93,7 +93,8 @@ impl Drop for Dynalite {
 
 /// An SDK client for a local endpoint.
 pub fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::Config::builder()
+    // The consumer's settings (no SDK retries: its write loop retries).
+    let config = orderflow_consumer::client_config(aws_sdk_dynamodb::Config::builder())
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
@@ -201,30 +202,29 @@ pub fn sequence_number(n: usize) -> String {
     format!("4959033827149025660855969253836157109592157598913{n:07}")
 }
 
-/// Faults the proxy injects into `BatchWriteItem` calls.
+/// Faults the proxy injects into `PutItem` calls.
 #[derive(Clone, Default)]
 pub struct Faults {
-    /// Every n-th `BatchWriteItem` call is answered 400 ProvisionedThroughputExceededException.
+    /// One `PutItem` call in n (pseudo-randomly chosen by its call number, so no item is hit in
+    /// every retry round by a fixed rhythm) is answered 400 ProvisionedThroughputExceededException.
     pub throttle_every: Option<usize>,
-    /// Every n-th `BatchWriteItem` call is answered 500 InternalServerError.
+    /// One `PutItem` call in n (likewise) is answered 500 InternalServerError.
     pub error_every: Option<usize>,
-    /// Of every forwarded call, only the first half of the items (rounded up) is written; the
-    /// rest comes back as UnprocessedItems.
-    pub halve: bool,
-    /// Items of these customers are never written: always UnprocessedItems.
+    /// Items of these customers are never written: always throttled.
     pub poison_customers: HashSet<String>,
 }
 
 /// What the proxy did, for assertions that the faults really happened.
 #[derive(Default)]
 pub struct ProxyCounts {
-    pub batch_calls: AtomicUsize,
+    pub put_calls: AtomicUsize,
     pub throttled: AtomicUsize,
     pub errors: AtomicUsize,
-    pub unprocessed_items: AtomicUsize,
+    /// `PutItem` calls refused because the item belongs to a poison customer.
+    pub poison_refusals: AtomicUsize,
 }
 
-/// A DynamoDB proxy in front of dynalite that injects throttling, 500s and UnprocessedItems.
+/// A DynamoDB proxy in front of dynalite that injects throttling and 500s into `PutItem`.
 pub struct FaultProxy {
     pub endpoint: String,
     pub counts: Arc<ProxyCounts>,
@@ -280,22 +280,29 @@ fn aws_error(status: StatusCode, kind: &str) -> Response {
         .into_response()
 }
 
+/// Whether call number `call` is one of the "one in n" (a fixed pseudo-random choice: splitmix64
+/// of the call number and a salt per fault kind).
+fn one_in(n: usize, call: usize, salt: u64) -> bool {
+    let mut z = (call as u64) ^ salt.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    z.is_multiple_of(n as u64)
+}
+
 async fn proxy(state: &ProxyState, headers: HeaderMap, body: Bytes) -> Response {
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let mut held_back: Vec<(String, Value)> = Vec::new();
-    let mut body = body.to_vec();
-    if target.ends_with(".BatchWriteItem") {
-        let call = state.counts.batch_calls.fetch_add(1, Ordering::SeqCst) + 1;
-        if state
-            .faults
-            .throttle_every
-            .is_some_and(|n| call.is_multiple_of(n))
-        {
-            state.counts.throttled.fetch_add(1, Ordering::SeqCst);
+    if target.ends_with(".PutItem") {
+        let call = state.counts.put_calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let request: Value = serde_json::from_slice(&body).unwrap();
+        let customer = request["Item"]["customer_id"]["S"].as_str().unwrap_or("");
+        if state.faults.poison_customers.contains(customer) {
+            state.counts.poison_refusals.fetch_add(1, Ordering::SeqCst);
             return aws_error(
                 StatusCode::BAD_REQUEST,
                 "ProvisionedThroughputExceededException",
@@ -303,46 +310,19 @@ async fn proxy(state: &ProxyState, headers: HeaderMap, body: Bytes) -> Response 
         }
         if state
             .faults
-            .error_every
-            .is_some_and(|n| call.is_multiple_of(n))
+            .throttle_every
+            .is_some_and(|n| one_in(n, call, 1))
         {
+            state.counts.throttled.fetch_add(1, Ordering::SeqCst);
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                "ProvisionedThroughputExceededException",
+            );
+        }
+        if state.faults.error_every.is_some_and(|n| one_in(n, call, 2)) {
             state.counts.errors.fetch_add(1, Ordering::SeqCst);
             return aws_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError");
         }
-        let mut request: Value = serde_json::from_slice(&body).unwrap();
-        for (table, requests) in request["RequestItems"].as_object_mut().unwrap() {
-            let all = std::mem::take(requests.as_array_mut().unwrap());
-            let keep_count = if state.faults.halve {
-                all.len().div_ceil(2)
-            } else {
-                all.len()
-            };
-            let mut kept = Vec::new();
-            for (index, write) in all.into_iter().enumerate() {
-                let customer = write["PutRequest"]["Item"]["customer_id"]["S"]
-                    .as_str()
-                    .unwrap_or("");
-                if index >= keep_count || state.faults.poison_customers.contains(customer) {
-                    held_back.push((table.clone(), write));
-                } else {
-                    kept.push(write);
-                }
-            }
-            *requests = Value::Array(kept);
-        }
-        // DynamoDB rejects an empty request list; drop tables with nothing left.
-        request["RequestItems"]
-            .as_object_mut()
-            .unwrap()
-            .retain(|_, v| !v.as_array().unwrap().is_empty());
-        if request["RequestItems"].as_object().unwrap().is_empty() {
-            state
-                .counts
-                .unprocessed_items
-                .fetch_add(held_back.len(), Ordering::SeqCst);
-            return batch_answer(json!({ "UnprocessedItems": {} }), held_back);
-        }
-        body = serde_json::to_vec(&request).unwrap();
     }
     let mut forward = state.http.post(&state.upstream).body(body);
     for (name, value) in &headers {
@@ -354,13 +334,6 @@ async fn proxy(state: &ProxyState, headers: HeaderMap, body: Bytes) -> Response 
     let status = answer.status();
     let content_type = answer.headers().get("content-type").cloned();
     let bytes = answer.bytes().await.unwrap();
-    if target.ends_with(".BatchWriteItem") && status.is_success() {
-        state
-            .counts
-            .unprocessed_items
-            .fetch_add(held_back.len(), Ordering::SeqCst);
-        return batch_answer(serde_json::from_slice(&bytes).unwrap(), held_back);
-    }
     let mut response = (
         StatusCode::from_u16(status.as_u16()).unwrap(),
         bytes.to_vec(),
@@ -373,25 +346,4 @@ async fn proxy(state: &ProxyState, headers: HeaderMap, body: Bytes) -> Response 
         );
     }
     response
-}
-
-/// A BatchWriteItem answer with the held-back requests added to UnprocessedItems.
-fn batch_answer(mut answer: Value, held_back: Vec<(String, Value)>) -> Response {
-    if answer.get("UnprocessedItems").is_none() {
-        answer["UnprocessedItems"] = json!({});
-    }
-    for (table, write) in held_back {
-        let list = answer["UnprocessedItems"]
-            .as_object_mut()
-            .unwrap()
-            .entry(table)
-            .or_insert_with(|| json!([]));
-        list.as_array_mut().unwrap().push(write);
-    }
-    (
-        StatusCode::OK,
-        [("content-type", "application/x-amz-json-1.0")],
-        answer.to_string(),
-    )
-        .into_response()
 }
