@@ -37,7 +37,14 @@ pub enum StreamError {
     /// The writer thread is gone (the twin is shutting down).
     #[error("the stream is closed")]
     Closed,
+    /// A request Kinesis would refuse (`ValidationException`); nothing of it was written.
+    #[error("invalid request: {0}")]
+    Invalid(String),
 }
+
+/// Kinesis' partition key length: 1 to 256 Unicode characters ("Minimum length of 1. Maximum
+/// length of 256.", Kinesis API reference, PutRecordsRequestEntry). Kept whole: up to 1,024 bytes.
+pub const MAX_PARTITION_KEY_CHARS: usize = 256;
 
 macro_rules! storage_error {
     ($($t:ty),*) => {$(
@@ -99,7 +106,8 @@ impl StoredRecord {
 }
 
 fn encode(arrival_ms: u64, partition_key: &str, data: &[u8]) -> Vec<u8> {
-    let key = &partition_key.as_bytes()[..partition_key.len().min(256)];
+    // Whole: `append` refused keys over 256 characters (at most 1,024 bytes, fits the u16).
+    let key = partition_key.as_bytes();
     let mut out = Vec::with_capacity(10 + key.len() + data.len());
     out.extend_from_slice(&arrival_ms.to_le_bytes());
     out.extend_from_slice(&(key.len() as u16).to_le_bytes());
@@ -240,6 +248,14 @@ impl Stream {
         &self,
         entries: Vec<RecordEntry>,
     ) -> Result<Vec<RecordResult>, StreamError> {
+        if let Some((index, entry)) = entries.iter().enumerate().find(|(_, entry)| {
+            !(1..=MAX_PARTITION_KEY_CHARS).contains(&entry.partition_key.chars().count())
+        }) {
+            return Err(StreamError::Invalid(format!(
+                "records/{index}/partition_key: must be 1 to {MAX_PARTITION_KEY_CHARS} characters (has {})",
+                entry.partition_key.chars().count()
+            )));
+        }
         let (reply, answer) = oneshot::channel();
         {
             let appends = self.inner.appends.lock().expect("not poisoned");
@@ -581,6 +597,45 @@ mod tests {
         assert_eq!(stream.read(0, 0, 3, usize::MAX).unwrap().len(), 3);
         assert_eq!(stream.read(0, 0, 100, 3).unwrap().len(), 2); // 1 + 2 bytes
         assert_eq!(stream.read(0, 9, 100, 0).unwrap().len(), 1); // at least one
+    }
+
+    /// Issue 11, item 10: Kinesis counts partition keys in characters, not bytes. A key of 256
+    /// four-byte characters (1,024 bytes) is stored whole (it was cut at 256 bytes before); 257
+    /// characters are refused, and nothing of that request is written.
+    #[tokio::test]
+    async fn partition_keys_are_whole_up_to_256_characters() {
+        let dir = tempdir();
+        let stream = Stream::open(&dir.join("s.redb"), "s", 2).unwrap();
+        let longest = "\u{1F600}".repeat(MAX_PARTITION_KEY_CHARS);
+        assert_eq!(longest.len(), 1024);
+        let written = stream.append(vec![entry(&longest, "x")]).await.unwrap();
+        let RecordResult::Written { shard_id, .. } = &written[0] else {
+            panic!("{written:?}")
+        };
+        let shard = shard_for(&longest, 2);
+        assert_eq!(*shard_id, super::shard_id(shard));
+        let stored = stream.read(shard, 0, 10, usize::MAX).unwrap();
+        assert_eq!(stored[0].partition_key, longest);
+
+        let too_long = "k".repeat(MAX_PARTITION_KEY_CHARS + 1);
+        let error = stream
+            .append(vec![entry("fine", "y"), entry(&too_long, "z")])
+            .await
+            .unwrap_err();
+        assert!(matches!(error, StreamError::Invalid(_)), "{error}");
+        assert!(
+            error.to_string().contains("records/1/partition_key"),
+            "{error}"
+        );
+        assert!(matches!(
+            stream.append(vec![entry("", "e")]).await,
+            Err(StreamError::Invalid(_))
+        ));
+        assert_eq!(
+            stream.tips().iter().sum::<u64>(),
+            1,
+            "nothing else was written"
+        );
     }
 
     fn tempdir() -> std::path::PathBuf {
