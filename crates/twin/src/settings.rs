@@ -1,4 +1,4 @@
-//! The pipeline settings shared with OpenTofu (`tofu/pipeline.json`, design.md section 7): the twin
+//! The pipeline settings shared with OpenTofu (`tofu/pipeline.json`, `docs/design.md` section 7): the twin
 //! reads the same file the deployment loads, so it batches, retries and buffers like the
 //! deployment does.
 
@@ -40,14 +40,38 @@ pub struct ConsumerSettings {
     pub batch_size: usize,
     /// How long to gather records before invoking with a partial batch.
     pub maximum_batching_window_seconds: u64,
-    /// Retries of a failing batch before it goes to the failure store.
-    pub maximum_retry_attempts: u32,
-    /// Records older than this go to the failure store instead of being retried.
-    pub maximum_record_age_seconds: u64,
+    /// Retries of a failing batch before it goes to the failure store; `-1`: until the records
+    /// expire (AWS's "infinite").
+    pub maximum_retry_attempts: i64,
+    /// Records older than this go to the failure store instead of being retried; `-1`: no limit
+    /// (AWS's "infinite", the records then live until the stream's retention trims them).
+    pub maximum_record_age_seconds: i64,
     /// Split a failing batch in two and retry the halves.
     pub bisect_batch_on_function_error: bool,
     /// The Lambda timeout: the handler's deadline.
     pub timeout_seconds: u64,
+    /// Concurrent batches per shard (AWS: 1 to 10). The twin runs one poller per shard, so only
+    /// 1 is emulated; other values are refused by [`PipelineSettings::check`].
+    pub parallelization_factor: u32,
+    /// Where a new mapping starts reading. The twin emulates `TRIM_HORIZON` only.
+    pub starting_position: String,
+    /// Whether the consumer reads through an enhanced fan-out consumer. No observable effect in
+    /// the twin, which does not emulate read throughput (README, "How the twin differs").
+    pub enhanced_fan_out: bool,
+}
+
+impl ConsumerSettings {
+    /// Retries before a failing batch goes to the failure store; `None` for AWS's `-1`.
+    pub fn retry_limit(&self) -> Option<u32> {
+        u32::try_from(self.maximum_retry_attempts).ok()
+    }
+
+    /// The record age limit; `None` for AWS's `-1`.
+    pub fn max_record_age(&self) -> Option<Duration> {
+        u64::try_from(self.maximum_record_age_seconds)
+            .ok()
+            .map(Duration::from_secs)
+    }
 }
 
 /// Firehose settings, the same for the four delivery streams.
@@ -59,6 +83,10 @@ pub struct DeliverySettings {
     pub buffering_interval_seconds: u64,
     /// Bytes gathered before the transformer is invoked.
     pub processor_buffer_size_mb: u64,
+    /// Firehose's processor buffer interval (AWS: 60 to 900 s). Range-checked; the twin invokes
+    /// the transformer as soon as it has read what the stream holds, so it never waits this long
+    /// (README, "How the twin differs").
+    pub processor_buffer_interval_seconds: u64,
     /// Object prefix with `{table}` and `!{partitionKeyFromLambda:...}` placeholders.
     pub prefix: String,
     /// Error prefix with `{table}`, `!{firehose:error-output-type}` and `!{timestamp:...}`.
@@ -92,20 +120,104 @@ impl PipelineSettings {
         Ok(settings)
     }
 
-    /// Rejects settings AWS would reject.
+    /// Rejects settings AWS would reject (the ranges of the Lambda CreateEventSourceMapping,
+    /// Kinesis and Firehose API references), and settings the twin cannot emulate, each with
+    /// the key, the value and the allowed range.
     pub fn check(&self) -> Result<()> {
-        anyhow::ensure!(
-            (1..=10_000).contains(&self.consumer.batch_size),
-            "consumer.batch_size must be 1 to 10000"
+        let c = &self.consumer;
+        let d = &self.delivery;
+        let mut problems = Vec::new();
+        let mut range = |key: &str, value: i64, min: i64, max: i64| {
+            if !(min..=max).contains(&value) {
+                problems.push(format!("{key} is {value}: must be {min} to {max}"));
+            }
+        };
+        range(
+            "stream.shard_count",
+            self.stream.shard_count.into(),
+            1,
+            10_000,
         );
-        anyhow::ensure!(
-            self.stream.shard_count >= 1,
-            "stream.shard_count must be at least 1"
+        // Kinesis retention: 24 hours to 365 days.
+        range(
+            "stream.retention_hours",
+            self.stream.retention_hours.into(),
+            24,
+            8_760,
         );
-        anyhow::ensure!(
-            self.delivery.buffering_size_mb >= 1,
-            "delivery.buffering_size_mb must be at least 1"
+        range("consumer.batch_size", c.batch_size as i64, 1, 10_000);
+        range(
+            "consumer.maximum_batching_window_seconds",
+            c.maximum_batching_window_seconds as i64,
+            0,
+            300,
         );
+        range(
+            "consumer.maximum_retry_attempts",
+            c.maximum_retry_attempts,
+            -1,
+            10_000,
+        );
+        range("consumer.timeout_seconds", c.timeout_seconds as i64, 1, 900);
+        range(
+            "consumer.parallelization_factor",
+            c.parallelization_factor.into(),
+            1,
+            10,
+        );
+        // Firehose BufferingHints: 1 to 128 MiB and 0 to 900 s; zero buffering is not available
+        // with dynamic partitioning ("Buffer data for dynamic partitioning"), and record format
+        // conversion needs a buffer of at least 64 MiB.
+        range(
+            "delivery.buffering_size_mb",
+            d.buffering_size_mb as i64,
+            64,
+            128,
+        );
+        range(
+            "delivery.buffering_interval_seconds",
+            d.buffering_interval_seconds as i64,
+            1,
+            900,
+        );
+        // Lambda processor parameters: BufferSizeInMBs 0.2 to 3, BufferIntervalInSeconds 60 to 900.
+        range(
+            "delivery.processor_buffer_size_mb",
+            d.processor_buffer_size_mb as i64,
+            1,
+            3,
+        );
+        range(
+            "delivery.processor_buffer_interval_seconds",
+            d.processor_buffer_interval_seconds as i64,
+            60,
+            900,
+        );
+        if c.maximum_record_age_seconds != -1
+            && !(60..=604_800).contains(&c.maximum_record_age_seconds)
+        {
+            problems.push(format!(
+                "consumer.maximum_record_age_seconds is {}: must be -1 (no limit) or 60 to 604800",
+                c.maximum_record_age_seconds
+            ));
+        }
+        match c.starting_position.as_str() {
+            "TRIM_HORIZON" => {}
+            "LATEST" | "AT_TIMESTAMP" => problems.push(format!(
+                "consumer.starting_position is {}: the twin emulates TRIM_HORIZON only (use a --settings copy with TRIM_HORIZON)",
+                c.starting_position
+            )),
+            other => problems.push(format!(
+                "consumer.starting_position is {other:?}: must be TRIM_HORIZON, LATEST or AT_TIMESTAMP"
+            )),
+        }
+        if c.parallelization_factor > 1 && c.parallelization_factor <= 10 {
+            problems.push(format!(
+                "consumer.parallelization_factor is {}: the twin emulates 1 only (one batch per shard at a time)",
+                c.parallelization_factor
+            ));
+        }
+        anyhow::ensure!(problems.is_empty(), "{}", problems.join("; "));
         Ok(())
     }
 
@@ -123,6 +235,62 @@ impl PipelineSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with(edit: impl FnOnce(&mut serde_json::Value)) -> Result<PipelineSettings> {
+        let mut value: serde_json::Value = serde_json::from_str(PIPELINE_JSON).unwrap();
+        edit(&mut value);
+        let settings: PipelineSettings = serde_json::from_value(value)?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Issue 11, item 8: AWS's ranges are enforced, `-1` means "infinite", and keys the twin
+    /// cannot emulate are refused by name instead of being ignored.
+    #[test]
+    fn settings_out_of_aws_ranges_or_not_emulated_are_refused_by_name() {
+        let refused = |edit: fn(&mut serde_json::Value), key: &str| {
+            let error = with(edit).unwrap_err().to_string();
+            assert!(error.contains(key), "{key}: {error}");
+        };
+        refused(
+            |v| v["delivery"]["buffering_size_mb"] = 5.into(),
+            "delivery.buffering_size_mb is 5",
+        );
+        refused(
+            |v| v["consumer"]["maximum_record_age_seconds"] = 30.into(),
+            "maximum_record_age_seconds is 30",
+        );
+        refused(
+            |v| v["consumer"]["maximum_retry_attempts"] = (-2).into(),
+            "maximum_retry_attempts is -2",
+        );
+        refused(
+            |v| v["consumer"]["parallelization_factor"] = 2.into(),
+            "parallelization_factor is 2",
+        );
+        refused(
+            |v| v["consumer"]["starting_position"] = "LATEST".into(),
+            "starting_position is LATEST",
+        );
+        refused(
+            |v| v["delivery"]["processor_buffer_interval_seconds"] = 10.into(),
+            "processor_buffer_interval_seconds is 10",
+        );
+
+        let infinite = with(|v| {
+            v["consumer"]["maximum_retry_attempts"] = (-1).into();
+            v["consumer"]["maximum_record_age_seconds"] = (-1).into();
+        })
+        .unwrap();
+        assert_eq!(infinite.consumer.retry_limit(), None);
+        assert_eq!(infinite.consumer.max_record_age(), None);
+        let built_in = PipelineSettings::built_in();
+        assert_eq!(built_in.consumer.retry_limit(), Some(5));
+        assert_eq!(
+            built_in.consumer.max_record_age(),
+            Some(Duration::from_secs(3600))
+        );
+    }
 
     #[test]
     fn built_in_settings_are_the_tofu_file_and_valid() {
