@@ -31,6 +31,9 @@ use crate::stream::{StoredRecord, Stream};
 
 /// Records per shard read at once.
 const READ_LIMIT: usize = 500;
+/// How long a delivery keeps retrying a failing write once shutdown has begun. After that it
+/// gives up *without* moving the checkpoints, so the next start reads the records again.
+const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(3);
 const ERROR_PROCESSING_FAILED: &str = "processing-failed";
 const ERROR_FORMAT_CONVERSION_FAILED: &str = "format-conversion-failed";
 
@@ -82,9 +85,43 @@ struct Pending {
 }
 
 impl Pending {
+    /// Nothing read yet; the checkpoints saved at `positions`.
+    fn new(positions: Vec<u64>) -> Pending {
+        Pending {
+            partitions: BTreeMap::new(),
+            errors: Vec::new(),
+            bytes: 0,
+            oldest_arrival_ms: None,
+            since: None,
+            saved: positions.clone(),
+            positions,
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.partitions.is_empty() && self.errors.is_empty()
     }
+
+    /// Forgets everything read since the saved checkpoints, so those records are read again.
+    /// The only way out of a delivery that did not write all its objects: the checkpoints can
+    /// then never move past records whose objects were not written.
+    fn rewind(&mut self) {
+        self.partitions.clear();
+        self.errors.clear();
+        self.positions = self.saved.clone();
+        self.bytes = 0;
+        self.since = None;
+        self.oldest_arrival_ms = None;
+    }
+}
+
+/// How a delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivered {
+    /// Every object written, checkpoints saved.
+    Saved,
+    /// Not written; the buffer was rewound to the saved checkpoints.
+    Rewound,
 }
 
 impl Delivery {
@@ -105,15 +142,7 @@ impl Delivery {
                 }
             });
         }
-        let mut pending = Pending {
-            partitions: BTreeMap::new(),
-            errors: Vec::new(),
-            bytes: 0,
-            oldest_arrival_ms: None,
-            since: None,
-            saved: positions.clone(),
-            positions,
-        };
+        let mut pending = Pending::new(positions);
         let mut appended = self.stream.appended();
         let buffer_bytes = self.settings.buffering_size_mb as usize * 1024 * 1024;
         let processor_bytes = self.settings.processor_buffer_size_mb as usize * 1024 * 1024;
@@ -149,6 +178,8 @@ impl Delivery {
             }
             if shutdown.is_cancelled() && caught_up {
                 if !pending.is_empty() || pending.positions != pending.saved {
+                    // A rewound delivery leaves positions == saved: nothing to save, and the
+                    // next start reads those records again.
                     self.deliver(&mut pending, &shutdown).await;
                 }
                 break;
@@ -295,8 +326,11 @@ impl Delivery {
     }
 
     /// Writes every buffered object, then saves the checkpoints. Retries failed writes (objects
-    /// already written are not written again) until they succeed.
-    async fn deliver(&self, pending: &mut Pending, shutdown: &CancellationToken) {
+    /// already written are not written again) until they succeed, or, once shutdown has begun,
+    /// for [`SHUTDOWN_WRITE_GRACE`]: then the buffer is rewound to the saved checkpoints (never
+    /// saved past unwritten objects), and the records are delivered again after a restart, as
+    /// Firehose retries a failed S3 delivery without skipping data.
+    async fn deliver(&self, pending: &mut Pending, shutdown: &CancellationToken) -> Delivered {
         let time = pending
             .oldest_arrival_ms
             .and_then(|ms| DateTime::<Utc>::from_timestamp_millis(ms as i64))
@@ -306,16 +340,12 @@ impl Delivery {
             Err(error) => {
                 // Nothing was written: read the same records again rather than skip them.
                 tracing::error!(table = self.table.name(), error = %error, "building the Parquet objects failed; reading the records again");
-                pending.partitions.clear();
-                pending.errors.clear();
-                pending.positions = pending.saved.clone();
-                pending.bytes = 0;
-                pending.since = None;
-                pending.oldest_arrival_ms = None;
-                return;
+                pending.rewind();
+                return Delivered::Rewound;
             }
         };
         let mut backoff = Duration::from_millis(100);
+        let mut giving_up_at: Option<Instant> = None;
         while let Some((key, bytes)) = objects.last() {
             match self.bucket.put(key, bytes.clone()).await {
                 Ok(()) => {
@@ -323,11 +353,27 @@ impl Delivery {
                 }
                 Err(error) => {
                     tracing::error!(table = self.table.name(), error = %format!("{error:#}"), "writing an object failed; retrying");
-                    if shutdown.is_cancelled() && backoff > Duration::from_secs(5) {
-                        // Give up at shutdown: the checkpoint stays, the records are read again.
-                        return;
+                    if shutdown.is_cancelled() {
+                        let deadline = *giving_up_at
+                            .get_or_insert_with(|| Instant::now() + SHUTDOWN_WRITE_GRACE);
+                        if Instant::now() >= deadline {
+                            tracing::error!(
+                                table = self.table.name(),
+                                unwritten_objects = objects.len(),
+                                "shutting down with objects unwritten: checkpoints not moved, the records are delivered again at the next start"
+                            );
+                            pending.rewind();
+                            return Delivered::Rewound;
+                        }
                     }
-                    tokio::time::sleep(backoff).await;
+                    // Shutdown cuts a long back-off short; the grace period then bounds the rest.
+                    let wait = giving_up_at.map_or(backoff, |deadline| {
+                        backoff.min(deadline.saturating_duration_since(Instant::now()))
+                    });
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = shutdown.cancelled(), if giving_up_at.is_none() => {}
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             }
@@ -354,6 +400,7 @@ impl Delivery {
         pending.bytes = 0;
         pending.since = None;
         pending.oldest_arrival_ms = None;
+        Delivered::Saved
     }
 
     /// The objects of one delivery: one Parquet file per partition, one error file per type.
@@ -441,4 +488,129 @@ fn firehose_event(name: &str, stream_arn: &str, records: &[StoredRecord]) -> ser
 
 fn now_ms() -> u64 {
     Utc::now().timestamp_millis().max(0) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use orderflow_api::RecordEntry;
+    use orderflow_domain::{GeneratorConfig, OrderGenerator};
+
+    use super::*;
+    use crate::settings::PipelineSettings;
+
+    const ORDERS: usize = 40;
+
+    fn delivery(stream: &Stream, bucket: &Bucket) -> Delivery {
+        Delivery {
+            table: Table::Orders,
+            name: delivery_stream_name("orderflow-local", Table::Orders),
+            database: "orderflow_local".into(),
+            stream: stream.clone(),
+            bucket: bucket.clone(),
+            transformer: "orderflow-local-transform-orders".into(),
+            settings: PipelineSettings::built_in().delivery,
+            buffering_interval: Duration::from_secs(3600),
+        }
+    }
+
+    async fn rows_written(bucket: &Bucket) -> u64 {
+        let mut rows = 0;
+        for (key, size) in bucket.list("orders").await.unwrap() {
+            rows += bucket.parquet_rows(&key, size).await.unwrap();
+        }
+        rows
+    }
+
+    /// Issue 11, item 1: a bucket that refuses writes while the twin shuts down must not let the
+    /// checkpoints move; after a restart with a working bucket every record lands.
+    #[tokio::test]
+    async fn a_write_failing_during_shutdown_never_moves_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let stream = Stream::open(&dir.path().join("stream.redb"), "orders", 2).unwrap();
+        let mut generator = OrderGenerator::new(GeneratorConfig::fixed(11));
+        let entries = (0..ORDERS)
+            .map(|_| {
+                let order = generator.next_order();
+                RecordEntry {
+                    partition_key: order.customer_id.to_string(),
+                    data: order.to_json(),
+                }
+            })
+            .collect();
+        stream.append(entries).await.unwrap();
+        let bucket = Bucket::local(&dir.path().join("bucket")).unwrap();
+        // A real filesystem failure, no fake store: a file where the table's folder must go.
+        let blocker = bucket.root().join("orders");
+        std::fs::write(&blocker, b"not a folder").unwrap();
+
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let (_flush, flush) = watch::channel(0);
+        let started = std::time::Instant::now();
+        delivery(&stream, &bucket).run(shutdown, flush).await;
+        assert!(
+            started.elapsed() < SHUTDOWN_WRITE_GRACE + Duration::from_secs(5),
+            "shutdown took {:?}",
+            started.elapsed()
+        );
+        let reader = reader_name(Table::Orders);
+        for shard in 0..2 {
+            assert_eq!(
+                stream.checkpoint(&reader, shard).unwrap(),
+                0,
+                "shard {shard}: the checkpoint moved past unwritten records"
+            );
+        }
+
+        // Space again: the next start delivers everything it had not.
+        std::fs::remove_file(&blocker).unwrap();
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let (_flush, flush) = watch::channel(0);
+        delivery(&stream, &bucket).run(shutdown, flush).await;
+        assert_eq!(rows_written(&bucket).await, ORDERS as u64);
+        let tips = stream.tips();
+        for shard in 0..2 {
+            assert_eq!(
+                stream.checkpoint(&reader, shard).unwrap(),
+                tips[shard as usize]
+            );
+        }
+    }
+
+    /// A delivery that cannot write rewinds to the saved checkpoints instead of keeping the
+    /// positions it had read to (the state the bug left behind).
+    #[tokio::test]
+    async fn a_rewound_delivery_keeps_the_saved_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        let stream = Stream::open(&dir.path().join("stream.redb"), "orders", 1).unwrap();
+        let bucket = Bucket::local(&dir.path().join("bucket")).unwrap();
+        std::fs::write(bucket.root().join("orders"), b"x").unwrap();
+        let delivery = delivery(&stream, &bucket);
+        let mut generator = OrderGenerator::new(GeneratorConfig::fixed(3));
+        let order = generator.next_order();
+        stream
+            .append(vec![RecordEntry {
+                partition_key: order.customer_id.to_string(),
+                data: order.to_json(),
+            }])
+            .await
+            .unwrap();
+        let records = stream.read(0, 0, 10, usize::MAX).unwrap();
+        let mut pending = Pending::new(vec![0]);
+        delivery.process(records, &mut pending);
+        assert_eq!(pending.positions, vec![1]);
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        assert_eq!(
+            delivery.deliver(&mut pending, &shutdown).await,
+            Delivered::Rewound
+        );
+        assert_eq!(pending.positions, vec![0]);
+        assert!(pending.is_empty());
+        assert_eq!(
+            stream.checkpoint(&reader_name(Table::Orders), 0).unwrap(),
+            0
+        );
+    }
 }
