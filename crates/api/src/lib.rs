@@ -423,9 +423,12 @@ async fn put_legacy<S: RecordSink>(
         data,
     };
     let written = put_one(&*state.sink, entry).await?;
+    // Kinesis' PutRecord answer, passed through by API Gateway; the stream is KMS-encrypted
+    // (`tofu/modules/stream`), so Kinesis adds `EncryptionType`.
     Ok(axum::Json(serde_json::json!({
         "ShardId": written.0,
         "SequenceNumber": written.1,
+        "EncryptionType": "KMS",
     }))
     .into_response())
 }

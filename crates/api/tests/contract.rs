@@ -215,6 +215,7 @@ async fn the_legacy_route_checks_only_the_envelope() {
     let (status, answer, _) = post(&app, "/orders", Some(KEY), envelope.to_string()).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert!(answer["SequenceNumber"].is_string());
+    assert_eq!(answer["EncryptionType"], "KMS", "{answer}");
     assert_eq!(sink.records()[0].data, invalid_order);
     let not_base64 = json!({"StreamName": "orders", "PartitionKey": "k", "Data": "%%%"});
     let (status, _, _) = post(&app, "/orders", Some(KEY), not_base64.to_string()).await;
