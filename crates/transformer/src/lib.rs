@@ -9,9 +9,12 @@
 //!   Firehose writes them to the error prefix;
 //! - `Dropped`: a valid order with no row for this table.
 //!
-//! The whole response stays under Lambda's 6 MB payload limit: a record whose rows would not fit
-//! is returned `ProcessingFailed` with its original bytes (kept in the error prefix, logged),
-//! never silently dropped.
+//! The whole response stays under Lambda's 6 MB payload limit, counted exactly (the compact JSON
+//! `lambda_runtime` sends): in input order, a record is `Ok` if its rows fit beside the answers
+//! before it and the smallest answer of every record after it; otherwise it is returned
+//! `ProcessingFailed` with its original bytes (kept in the error prefix, logged), never silently
+//! dropped. If even the smallest answer to every record is over the limit, the invocation fails
+//! ([`ResponseTooLarge`]) and Firehose retries it, then writes the records to the error prefix.
 
 use std::collections::HashMap;
 
@@ -32,10 +35,6 @@ pub const RESULT_PROCESSING_FAILED: &str = "ProcessingFailed";
 /// Result value for a valid order with no row for the table.
 pub const RESULT_DROPPED: &str = "Dropped";
 
-/// JSON bytes a response record takes besides its base64 data and record id (keys, result,
-/// partition keys), rounded up.
-const RECORD_OVERHEAD_BYTES: usize = 160;
-
 /// Counts of one invocation.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TransformSummary {
@@ -51,17 +50,86 @@ pub struct TransformSummary {
     pub over_budget: usize,
     /// Records returned `Dropped`.
     pub dropped: usize,
+    /// Exact size of the response as Lambda sends it (compact JSON), in bytes. Above
+    /// [`RESPONSE_LIMIT_BYTES`] only when even the smallest possible answer to every record does
+    /// not fit; [`handle`] then fails the invocation instead of answering.
+    pub response_bytes: usize,
 }
 
+/// The response is larger than Lambda accepts even with every record at its smallest answer.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the smallest possible response to this event is {response_bytes} bytes, over Lambda's \
+     {RESPONSE_LIMIT_BYTES}-byte limit: failing the invocation so Firehose retries it"
+)]
+pub struct ResponseTooLarge {
+    /// The size of the response that was refused, in bytes.
+    pub response_bytes: usize,
+}
+
+/// Counts the bytes written to it.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Bytes `value` takes as compact JSON, as `lambda_runtime` serialises the response.
+fn json_len(value: &impl serde::Serialize) -> usize {
+    let mut counter = ByteCounter(0);
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        // Cannot happen for these types (string keys, a writer that never fails); counting it as
+        // over the limit on its own keeps the limit safe anyway.
+        Err(_) => RESPONSE_LIMIT_BYTES + 1,
+    }
+}
+
+/// Bytes of the base64 (standard, padded) text of `bytes` bytes.
 fn base64_len(bytes: usize) -> usize {
     bytes.div_ceil(3) * 4
 }
 
-fn encoded_size(record_id: Option<&String>, data_len: usize) -> usize {
-    RECORD_OVERHEAD_BYTES + record_id.map_or(0, String::len) + base64_len(data_len)
+/// Exact bytes `record` takes in the response JSON, `data` as base64 included. Serialises the
+/// entry without its data (`"data":""`) and adds the base64 length: base64 needs no JSON
+/// escaping, so this is exactly the length of the full entry, without encoding the data twice.
+fn entry_len(record: &mut KinesisFirehoseResponseRecord) -> usize {
+    let data = std::mem::take(&mut record.data.0);
+    let len = json_len(record) + base64_len(data.len());
+    record.data.0 = data;
+    len
+}
+
+/// One record's answer before the budget: what it gets if there is room, and the size of the
+/// `ProcessingFailed` answer it falls back to otherwise (only for `Ok`).
+struct Candidate {
+    out: KinesisFirehoseResponseRecord,
+    rows: usize,
+    len: usize,
+    fallback_len: Option<usize>,
+}
+
+impl Candidate {
+    /// The smallest answer this record can get.
+    fn min_len(&self) -> usize {
+        self.fallback_len.map_or(self.len, |f| f.min(self.len))
+    }
 }
 
 /// Transforms one Firehose batch for `table`. Pure: no I/O.
+///
+/// Greedy in input order under an exact byte budget: a record is answered `Ok` if its entry fits
+/// together with everything answered before it and the smallest possible answer of every record
+/// after it; otherwise it is answered `ProcessingFailed` with its original bytes. The response is
+/// therefore at most [`RESPONSE_LIMIT_BYTES`] whenever the smallest answer to every record fits
+/// (see [`TransformSummary::response_bytes`]).
 pub fn transform(
     event: &KinesisFirehoseEvent,
     table: Table,
@@ -70,43 +138,57 @@ pub fn transform(
         records: event.records.len(),
         ..Default::default()
     };
-    // Size of every record's original bytes from here on: a fallback that always fits.
-    let mut originals_left: usize = event
+    let candidates: Vec<Candidate> = event
         .records
         .iter()
-        .map(|r| encoded_size(r.record_id.as_ref(), r.data.0.len()))
-        .sum();
-    let mut budget_used = 64; // `{"records":[...]}`
-    let mut response = KinesisFirehoseResponse::default();
-    response.records.reserve(event.records.len());
-    for (index, record) in event.records.iter().enumerate() {
-        let original_size = encoded_size(record.record_id.as_ref(), record.data.0.len());
-        originals_left -= original_size;
-        let (mut out, rows) = transform_one(record, table);
-        let size = encoded_size(record.record_id.as_ref(), out.data.0.len());
-        if out.result.as_deref() == Some(RESULT_OK)
-            && budget_used + size + originals_left > RESPONSE_LIMIT_BYTES
-        {
-            tracing::warn!(
-                record_index = index,
-                table = table.name(),
-                "rows do not fit in the response: returning the record as ProcessingFailed"
-            );
-            summary.over_budget += 1;
-            out = failed(record);
-        } else {
-            match out.result.as_deref() {
-                Some(RESULT_OK) => {
-                    summary.ok += 1;
-                    summary.rows += rows;
-                }
-                Some(RESULT_DROPPED) => summary.dropped += 1,
-                _ => summary.invalid += 1,
+        .map(|record| {
+            let (mut out, rows) = transform_one(record, table);
+            let len = entry_len(&mut out);
+            let fallback_len = (out.result.as_deref() == Some(RESULT_OK))
+                .then(|| json_len(&failed_without_data(record)) + base64_len(record.data.0.len()));
+            Candidate {
+                out,
+                rows,
+                len,
+                fallback_len,
             }
-        }
-        budget_used += encoded_size(record.record_id.as_ref(), out.data.0.len());
+        })
+        .collect();
+    // `{"records":[]}`, the commas between entries, and every record at its smallest answer.
+    let mut total = json_len(&KinesisFirehoseResponse::default())
+        + candidates.len().saturating_sub(1)
+        + candidates.iter().map(Candidate::min_len).sum::<usize>();
+    let mut response = KinesisFirehoseResponse::default();
+    response.records.reserve(candidates.len());
+    for (index, (candidate, record)) in candidates.into_iter().zip(&event.records).enumerate() {
+        let min_len = candidate.min_len();
+        let out = match candidate.fallback_len {
+            Some(fallback_len) if total - min_len + candidate.len > RESPONSE_LIMIT_BYTES => {
+                tracing::warn!(
+                    record_index = index,
+                    table = table.name(),
+                    "rows do not fit in the response: returning the record as ProcessingFailed"
+                );
+                summary.over_budget += 1;
+                total = total - min_len + fallback_len;
+                failed(record)
+            }
+            _ => {
+                match candidate.out.result.as_deref() {
+                    Some(RESULT_OK) => {
+                        summary.ok += 1;
+                        summary.rows += candidate.rows;
+                    }
+                    Some(RESULT_DROPPED) => summary.dropped += 1,
+                    _ => summary.invalid += 1,
+                }
+                total = total - min_len + candidate.len;
+                candidate.out
+            }
+        };
         response.records.push(out);
     }
+    summary.response_bytes = total;
     (response, summary)
 }
 
@@ -146,11 +228,46 @@ fn transform_one(
 
 /// The `ProcessingFailed` answer: the original bytes, so Firehose keeps them in the error prefix.
 fn failed(record: &KinesisFirehoseEventRecord) -> KinesisFirehoseResponseRecord {
+    let mut out = failed_without_data(record);
+    out.data = record.data.clone();
+    out
+}
+
+/// The `ProcessingFailed` answer without its data, to measure it without copying the bytes.
+fn failed_without_data(record: &KinesisFirehoseEventRecord) -> KinesisFirehoseResponseRecord {
     let mut out = KinesisFirehoseResponseRecord::default();
     out.record_id = record.record_id.clone();
     out.result = Some(RESULT_PROCESSING_FAILED.to_owned());
-    out.data = record.data.clone();
     out
+}
+
+/// One invocation: [`transform`], the summary logged (counts only, no payload), and the response
+/// refused with [`ResponseTooLarge`] if even the smallest answer to every record is over
+/// [`RESPONSE_LIMIT_BYTES`], so the invocation fails and Firehose retries it.
+pub fn handle(
+    event: &KinesisFirehoseEvent,
+    table: Table,
+) -> Result<KinesisFirehoseResponse, ResponseTooLarge> {
+    let (response, summary) = transform(event, table);
+    tracing::info!(
+        table = table.name(),
+        records = summary.records,
+        ok = summary.ok,
+        rows = summary.rows,
+        invalid = summary.invalid,
+        over_budget = summary.over_budget,
+        dropped = summary.dropped,
+        response_bytes = summary.response_bytes,
+        "batch transformed"
+    );
+    if summary.response_bytes > RESPONSE_LIMIT_BYTES {
+        let error = ResponseTooLarge {
+            response_bytes: summary.response_bytes,
+        };
+        tracing::error!(table = table.name(), %error, "response over the limit");
+        return Err(error);
+    }
+    Ok(response)
 }
 
 /// Runs the Lambda runtime loop for one table's transformer.
@@ -158,18 +275,7 @@ pub async fn run(table: Table) -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<KinesisFirehoseEvent>| async move {
-            let (response, summary) = transform(&event.payload, table);
-            tracing::info!(
-                table = table.name(),
-                records = summary.records,
-                ok = summary.ok,
-                rows = summary.rows,
-                invalid = summary.invalid,
-                over_budget = summary.over_budget,
-                dropped = summary.dropped,
-                "batch transformed"
-            );
-            Ok::<_, Error>(response)
+            handle(&event.payload, table).map_err(Error::from)
         },
     ))
     .await

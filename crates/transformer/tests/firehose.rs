@@ -4,38 +4,45 @@ use aws_lambda_events::event::firehose::{KinesisFirehoseEvent, KinesisFirehoseRe
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{TimeZone, Utc};
-use orderflow_domain::{GeneratorConfig, OrderGenerator, Table, parse_order};
-use orderflow_transformer::{RESPONSE_LIMIT_BYTES, transform};
+use orderflow_domain::{GeneratorConfig, MAX_PRODUCT_LINES, OrderGenerator, Table, parse_order};
+use orderflow_transformer::{RESPONSE_LIMIT_BYTES, handle, transform};
 use serde_json::{Value, json};
 
-/// A Firehose transformation event as Firehose sends it (Kinesis stream as source).
-fn firehose_event(payloads: &[Vec<u8>]) -> KinesisFirehoseEvent {
-    let records: Vec<Value> = payloads
-        .iter()
-        .enumerate()
-        .map(|(n, data)| {
-            json!({
-                "recordId": format!("49546986683135544286507457936321625675700192471156785154{n:06}"),
-                "approximateArrivalTimestamp": 1_717_848_000_000u64 + n as u64,
-                "data": STANDARD.encode(data),
-                "kinesisRecordMetadata": {
-                    "shardId": "shardId-000000000000",
-                    "partitionKey": "c",
-                    "approximateArrivalTimestamp": 1_717_848_000_000u64 + n as u64,
-                    "sequenceNumber": format!("4954698668313554428650745793632162567570019247115678{n:04}"),
-                    "subsequenceNumber": 0
-                }
-            })
-        })
-        .collect();
-    serde_json::from_value(json!({
+/// One record of a Firehose transformation event as Firehose sends it (Kinesis stream as source).
+fn firehose_record(n: usize, data: &[u8]) -> Value {
+    json!({
+        "recordId": format!("49546986683135544286507457936321625675700192471156785154{n:06}"),
+        "approximateArrivalTimestamp": 1_717_848_000_000u64 + n as u64,
+        "data": STANDARD.encode(data),
+        "kinesisRecordMetadata": {
+            "shardId": "shardId-000000000000",
+            "partitionKey": "c",
+            "approximateArrivalTimestamp": 1_717_848_000_000u64 + n as u64,
+            "sequenceNumber": format!("4954698668313554428650745793632162567570019247115678{n:04}"),
+            "subsequenceNumber": 0
+        }
+    })
+}
+
+/// A Firehose transformation event of `records` as Firehose sends it (JSON).
+fn firehose_event_json(records: Vec<Value>) -> Value {
+    json!({
         "invocationId": "invoked123",
         "deliveryStreamArn": "arn:aws:firehose:us-east-1:123456789012:deliverystream/orders",
         "sourceKinesisStreamArn": "arn:aws:kinesis:us-east-1:123456789012:stream/orders",
         "region": "us-east-1",
         "records": records
-    }))
-    .expect("a valid Firehose event")
+    })
+}
+
+/// A Firehose transformation event as Firehose sends it (Kinesis stream as source).
+fn firehose_event(payloads: &[Vec<u8>]) -> KinesisFirehoseEvent {
+    let records = payloads
+        .iter()
+        .enumerate()
+        .map(|(n, data)| firehose_record(n, data))
+        .collect();
+    serde_json::from_value(firehose_event_json(records)).expect("a valid Firehose event")
 }
 
 fn generated(count: usize, seed: u64) -> Vec<Vec<u8>> {
@@ -255,4 +262,180 @@ fn the_response_stays_under_the_lambda_limit_and_loses_nothing() {
             assert_eq!(lines_of(record).len(), 100);
         }
     }
+}
+
+const MB: usize = 1024 * 1024;
+
+/// A record as Firehose sends it from a Direct PUT source: no `kinesisRecordMetadata`, so more
+/// records fit in an event.
+fn direct_put_record(n: usize, data: &[u8]) -> Value {
+    let mut record = firehose_record(n, data);
+    record
+        .as_object_mut()
+        .unwrap()
+        .remove("kinesisRecordMetadata");
+    record
+}
+
+/// The largest event of orders from `next`, each made a record by `record`, whose JSON as
+/// Firehose sends it is at most `limit` bytes.
+fn event_of_size(
+    limit: usize,
+    record: fn(usize, &[u8]) -> Value,
+    mut next: impl FnMut() -> Vec<u8>,
+) -> KinesisFirehoseEvent {
+    let mut size = firehose_event_json(Vec::new()).to_string().len();
+    let mut records = Vec::new();
+    loop {
+        let record = record(records.len(), &next());
+        let len = record.to_string().len() + usize::from(!records.is_empty());
+        if size + len > limit {
+            break;
+        }
+        size += len;
+        records.push(record);
+    }
+    let json = firehose_event_json(records).to_string();
+    assert_eq!(json.len(), size);
+    serde_json::from_str(&json).unwrap()
+}
+
+/// Generated orders of about 700 bytes, with the legacy `purchaise_details` spelling.
+fn small_orders() -> impl FnMut() -> Vec<u8> {
+    let mut generator = OrderGenerator::new(GeneratorConfig::fixed(13));
+    move || {
+        String::from_utf8(generator.next_order().to_json())
+            .unwrap()
+            .replace(r#""purchase_details""#, r#""purchaise_details""#)
+            .into_bytes()
+    }
+}
+
+/// Generated orders with their lines repeated up to the 100-line maximum (about 12 KB each).
+fn large_orders() -> impl FnMut() -> Vec<u8> {
+    let mut generator = OrderGenerator::new(GeneratorConfig::fixed(14));
+    move || {
+        let mut order: Value = serde_json::from_slice(&generator.next_order().to_json()).unwrap();
+        let lines = order["product_details"].as_array().unwrap().clone();
+        order["product_details"] = lines
+            .iter()
+            .cycle()
+            .take(MAX_PRODUCT_LINES)
+            .cloned()
+            .collect();
+        order.to_string().into_bytes()
+    }
+}
+
+/// Transforms `event` (valid orders only) for every table, checks the response contract and the
+/// budget, and returns how many records came back `Ok` per table (in `Table::ALL` order).
+///
+/// Checked: the response is exactly `summary.response_bytes` long and at most the limit; one
+/// answer per record, same id, same order; every refused record carries its original bytes and
+/// its `Ok` answer would not have fitted in this response (greedy: nothing refused that fits).
+fn ok_counts(event: &KinesisFirehoseEvent) -> [usize; 4] {
+    Table::ALL.map(|table| {
+        let (response, summary) = transform(event, table);
+        let bytes = serde_json::to_string(&response).unwrap().len();
+        assert_eq!(bytes, summary.response_bytes, "{table}: exact size");
+        assert!(bytes <= RESPONSE_LIMIT_BYTES, "{table}: {bytes} bytes");
+        assert_eq!(response.records.len(), event.records.len(), "{table}");
+        let mut ok = 0;
+        for (record, answer) in event.records.iter().zip(&response.records) {
+            assert_eq!(answer.record_id, record.record_id, "{table}");
+            match answer.result.as_deref() {
+                Some("Ok") => ok += 1,
+                Some("ProcessingFailed") => {
+                    assert_eq!(answer.data, record.data, "{table}: original bytes");
+                    let mut alone = KinesisFirehoseEvent::default();
+                    alone.records.push(record.clone());
+                    let (as_ok, _) = transform(&alone, table);
+                    assert_eq!(as_ok.records[0].result.as_deref(), Some("Ok"));
+                    let ok_len = serde_json::to_string(&as_ok.records[0]).unwrap().len();
+                    let failed_len = serde_json::to_string(answer).unwrap().len();
+                    assert!(
+                        bytes - failed_len + ok_len > RESPONSE_LIMIT_BYTES,
+                        "{table}: a record that fits was refused"
+                    );
+                }
+                other => panic!("{table}: unexpected result {other:?}"),
+            }
+        }
+        assert_eq!(
+            (summary.ok, summary.over_budget),
+            (ok, event.records.len() - ok),
+            "{table}"
+        );
+        ok
+    })
+}
+
+/// For each `(MB, records, Ok per table)` case, an event of that size of `record`s from
+/// `orders` (a fresh stream each time): the records it holds and how many come back `Ok`,
+/// compared all at once.
+fn assert_ok_counts<F: FnMut() -> Vec<u8>>(
+    cases: &[(usize, usize, [usize; 4])],
+    record: fn(usize, &[u8]) -> Value,
+    orders: impl Fn() -> F,
+) {
+    let actual: Vec<_> = cases
+        .iter()
+        .map(|&(mb, ..)| {
+            let event = event_of_size(mb * MB, record, orders());
+            (mb, event.records.len(), ok_counts(&event))
+        })
+        .collect();
+    assert_eq!(actual, cases);
+}
+
+// Cases: (event size in MB, records in it, `Ok` per table: orders, product_details,
+// purchase_details, shipping_addresses). 6 MB is the largest event Lambda delivers.
+
+#[test]
+fn small_orders_at_1_3_and_6_mb_come_back_ok_as_far_as_they_fit() {
+    let cases = [
+        (1, 846, [846; 4]),
+        (3, 2_528, [2_528; 4]),
+        (6, 5_046, [5_046; 4]),
+    ];
+    assert_ok_counts(&cases, firehose_record, small_orders);
+}
+
+#[test]
+fn small_direct_put_orders_at_1_3_and_6_mb_come_back_ok_as_far_as_they_fit() {
+    // Without Kinesis metadata a 6 MB event holds more than 6,000 small orders: the case where
+    // a per-record reserve refused them all.
+    let cases = [
+        (1, 1_022, [1_022; 4]),
+        (3, 3_067, [3_067; 4]),
+        (6, 6_123, [6_123; 4]),
+    ];
+    assert_ok_counts(&cases, direct_put_record, small_orders);
+}
+
+#[test]
+fn large_orders_at_1_3_and_6_mb_come_back_ok_as_far_as_they_fit() {
+    // 100-line orders: their `product_details` rows outgrow the order.
+    let cases = [
+        (1, 72, [72; 4]),
+        (3, 217, [217; 4]),
+        (6, 435, [435, 13, 435, 435]),
+    ];
+    assert_ok_counts(&cases, firehose_record, large_orders);
+}
+
+#[test]
+fn an_event_whose_smallest_answer_is_over_the_limit_fails_the_invocation() {
+    // Five 1 MB records that are not orders: their original bytes alone are 6.7 MB of base64.
+    let event = firehose_event(&vec![vec![b'x'; 1_000_000]; 5]);
+    let (response, summary) = transform(&event, Table::Orders);
+    assert_eq!((response.records.len(), summary.invalid), (5, 5));
+    let bytes = serde_json::to_string(&response).unwrap().len();
+    assert_eq!(summary.response_bytes, bytes);
+    assert!(bytes > RESPONSE_LIMIT_BYTES);
+    let error = handle(&event, Table::Orders).unwrap_err();
+    assert_eq!(error.response_bytes, bytes);
+    // Just under the limit, the same records are answered.
+    let event = firehose_event(&vec![vec![b'x'; 1_000_000]; 4]);
+    assert_eq!(handle(&event, Table::Orders).unwrap().records.len(), 4);
 }

@@ -1,4 +1,5 @@
-//! No record content makes a transformer panic, and every record gets exactly one answer.
+//! No record content makes a transformer panic, every record gets exactly one answer, and the
+//! response is exactly as long as the budget counted.
 
 use aws_lambda_events::event::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord};
 use orderflow_domain::Table;
@@ -21,6 +22,7 @@ proptest! {
             let (response, summary) = transform(&event, table);
             prop_assert_eq!(response.records.len(), event.records.len());
             prop_assert_eq!(summary.ok + summary.invalid + summary.dropped + summary.over_budget, event.records.len());
+            prop_assert_eq!(serde_json::to_vec(&response).unwrap().len(), summary.response_bytes);
             for (n, answer) in response.records.iter().enumerate() {
                 prop_assert_eq!(answer.record_id.clone(), Some(n.to_string()));
             }
