@@ -149,7 +149,7 @@ impl Delivery {
         let mut flush_seen = *flush.borrow_and_update();
         loop {
             appended.borrow_and_update();
-            let records = match self.read_round(&pending.positions, processor_bytes) {
+            let records = match self.read_round(&mut pending.positions, processor_bytes) {
                 Ok(records) => records,
                 Err(error) => {
                     tracing::error!(table = self.table.name(), error = %error, "reading the stream");
@@ -198,26 +198,26 @@ impl Delivery {
         }
     }
 
-    /// Reads up to one processor buffer, round-robin over the shards.
-    fn read_round(&self, positions: &[u64], max_bytes: usize) -> Result<Vec<StoredRecord>> {
+    /// Reads up to one processor buffer, round-robin over the shards. Positions move past records
+    /// retention trimmed before they were read (reported once, as lost).
+    fn read_round(&self, positions: &mut [u64], max_bytes: usize) -> Result<Vec<StoredRecord>> {
         let mut out = Vec::new();
         let mut bytes = 0;
-        for (shard, &after) in positions.iter().enumerate() {
+        for (shard, after) in positions.iter_mut().enumerate() {
             if bytes >= max_bytes {
                 break;
             }
-            let records = self
-                .stream
-                .read(shard as u32, after, READ_LIMIT, max_bytes - bytes)?;
+            let read =
+                self.stream
+                    .read_from(shard as u32, *after, READ_LIMIT, max_bytes - bytes)?;
             crate::stream::report_trimmed(
                 &reader_name(self.table),
                 shard as u32,
-                after,
-                records.first().map(|r| r.position),
-                *self.stream.tip(shard as u32).borrow(),
+                read.trimmed_unread,
             );
-            bytes += records.iter().map(|r| r.data.len()).sum::<usize>();
-            out.extend(records);
+            *after += read.trimmed_unread;
+            bytes += read.records.iter().map(|r| r.data.len()).sum::<usize>();
+            out.extend(read.records);
         }
         Ok(out)
     }
@@ -491,7 +491,7 @@ fn now_ms() -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use orderflow_api::RecordEntry;
     use orderflow_domain::{GeneratorConfig, OrderGenerator};
 
@@ -500,7 +500,7 @@ mod tests {
 
     const ORDERS: usize = 40;
 
-    fn delivery(stream: &Stream, bucket: &Bucket) -> Delivery {
+    pub(crate) fn delivery(stream: &Stream, bucket: &Bucket) -> Delivery {
         Delivery {
             table: Table::Orders,
             name: delivery_stream_name("orderflow-local", Table::Orders),
@@ -513,6 +513,20 @@ mod tests {
         }
     }
 
+    /// `count` generated orders from `seed`, as the API would append them.
+    pub(crate) fn order_entries(seed: u64, count: usize) -> Vec<RecordEntry> {
+        let mut generator = OrderGenerator::new(GeneratorConfig::fixed(seed));
+        (0..count)
+            .map(|_| {
+                let order = generator.next_order();
+                RecordEntry {
+                    partition_key: order.customer_id.to_string(),
+                    data: order.to_json(),
+                }
+            })
+            .collect()
+    }
+
     async fn rows_written(bucket: &Bucket) -> u64 {
         let mut rows = 0;
         for (key, size) in bucket.list("orders").await.unwrap() {
@@ -521,23 +535,106 @@ mod tests {
         rows
     }
 
+    /// Issue 14, item 2: reads racing appends (an empty read, then a commit before the report
+    /// looked at the shard) must never be reported as records lost to retention. Nothing is
+    /// trimmed here, so any "expired" line is a false loss report.
+    #[test]
+    fn reads_racing_appends_report_no_loss() {
+        const APPENDS: u64 = 1500;
+        let dir = tempfile::tempdir().unwrap();
+        let stream = Stream::open(&dir.path().join("stream.redb"), "orders", 1).unwrap();
+        let bucket = Bucket::local(&dir.path().join("bucket")).unwrap();
+        let delivery = delivery(&stream, &bucket);
+        let appender = {
+            let stream = stream.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                for i in 0..APPENDS {
+                    let entry = RecordEntry {
+                        partition_key: "customer".into(),
+                        data: i.to_string().into_bytes(),
+                    };
+                    runtime.block_on(stream.append(vec![entry])).unwrap();
+                }
+            })
+        };
+        let (seen, log) = crate::test_log::capture(|| {
+            let mut positions = vec![0];
+            let mut seen = Vec::new();
+            while positions[0] < APPENDS {
+                for record in delivery.read_round(&mut positions, usize::MAX).unwrap() {
+                    positions[0] = record.position;
+                    seen.push(record.position);
+                }
+            }
+            seen
+        });
+        appender.join().unwrap();
+        assert_eq!(
+            seen,
+            (1..=APPENDS).collect::<Vec<_>>(),
+            "every record once, in order"
+        );
+        assert_eq!(
+            log.lines_with("expired"),
+            Vec::<String>::new(),
+            "false loss reports"
+        );
+    }
+
+    /// Issue 14, item 2: records retention really removed before the delivery read them are
+    /// reported once, with their exact count, and the delivery moves past them.
+    #[test]
+    fn records_trimmed_unread_are_reported_with_their_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let stream = Stream::open(&dir.path().join("stream.redb"), "orders", 1).unwrap();
+        let bucket = Bucket::local(&dir.path().join("bucket")).unwrap();
+        let delivery = delivery(&stream, &bucket);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let append = |count: u64| {
+            let entries = (0..count)
+                .map(|i| RecordEntry {
+                    partition_key: "customer".into(),
+                    data: i.to_string().into_bytes(),
+                })
+                .collect();
+            runtime.block_on(stream.append(entries)).unwrap();
+        };
+        append(3);
+        std::thread::sleep(Duration::from_millis(5));
+        append(2);
+        let cutoff = stream.read(0, 3, 1, usize::MAX).unwrap()[0].arrival_ms;
+        assert_eq!(stream.trim(cutoff).unwrap().removed, 3);
+
+        let mut positions = vec![1];
+        let (records, log) = crate::test_log::capture(|| {
+            let first = delivery.read_round(&mut positions, usize::MAX).unwrap();
+            let mut after = vec![first.last().unwrap().position];
+            let second = delivery.read_round(&mut after, usize::MAX).unwrap();
+            assert!(second.is_empty());
+            first
+        });
+        assert_eq!(
+            records.iter().map(|r| r.position).collect::<Vec<_>>(),
+            [4, 5]
+        );
+        assert_eq!(positions, [3], "moved past the trimmed records");
+        let reports = log.lines_with("expired (retention)");
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        assert!(reports[0].contains("missed=2"), "{reports:?}");
+    }
+
     /// Issue 11, item 1: a bucket that refuses writes while the twin shuts down must not let the
     /// checkpoints move; after a restart with a working bucket every record lands.
     #[tokio::test]
     async fn a_write_failing_during_shutdown_never_moves_the_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
         let stream = Stream::open(&dir.path().join("stream.redb"), "orders", 2).unwrap();
-        let mut generator = OrderGenerator::new(GeneratorConfig::fixed(11));
-        let entries = (0..ORDERS)
-            .map(|_| {
-                let order = generator.next_order();
-                RecordEntry {
-                    partition_key: order.customer_id.to_string(),
-                    data: order.to_json(),
-                }
-            })
-            .collect();
-        stream.append(entries).await.unwrap();
+        stream.append(order_entries(11, ORDERS)).await.unwrap();
         let bucket = Bucket::local(&dir.path().join("bucket")).unwrap();
         // A real filesystem failure, no fake store: a file where the table's folder must go.
         let blocker = bucket.root().join("orders");

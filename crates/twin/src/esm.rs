@@ -142,28 +142,26 @@ impl<F: StreamFunction> ShardMapping<F> {
                     break;
                 }
             }
-            let records = match self
+            let read = match self
                 .stream
-                .read(self.shard, checkpoint, limit, MAX_PAYLOAD_BYTES)
+                .read_from(self.shard, checkpoint, limit, MAX_PAYLOAD_BYTES)
             {
-                Ok(records) => records,
+                Ok(read) => read,
                 Err(error) => {
                     tracing::error!(error = %error, "reading the stream");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
             };
-            crate::stream::report_trimmed(
-                READER,
-                self.shard,
-                checkpoint,
-                records.first().map(|r| r.position),
-                *tip.borrow(),
-            );
+            crate::stream::report_trimmed(READER, self.shard, read.trimmed_unread);
+            let records = read.records;
             let Some(last) = records.last().map(|r| r.position) else {
-                // Trimmed by retention before it was read: nothing to invoke with.
-                checkpoint = *tip.borrow();
-                self.save(checkpoint).await;
+                // Trimmed by retention before it was read: nothing to invoke with. Move past
+                // what was trimmed only (not to the tip: records appended since are unread).
+                if read.trimmed_unread > 0 {
+                    checkpoint += read.trimmed_unread;
+                    self.save(checkpoint).await;
+                }
                 continue;
             };
             let expired = match self.settings.max_record_age() {

@@ -27,3 +27,6 @@ pub mod sql;
 pub mod status;
 pub mod stream;
 pub mod twin;
+
+#[cfg(test)]
+pub(crate) mod test_log;

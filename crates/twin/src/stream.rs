@@ -3,13 +3,16 @@
 //! - A record goes to the shard whose hash-key range holds the MD5 of its partition key (the
 //!   128-bit space split evenly, as `CreateStream` does), so one customer's orders stay in order.
 //! - Each shard numbers its records with increasing sequence numbers (56 digits, like Kinesis)
-//!   and stamps their arrival time; records older than the retention period are trimmed.
+//!   and stamps their arrival time (never decreasing within a shard); records older than the
+//!   retention period are trimmed from the front of each shard, so a shard always holds one run
+//!   of positions, `(trimmed, tip]`.
 //! - Every append is committed (fsync) before it is acknowledged. Concurrent appends are grouped
 //!   into one transaction by a writer thread, so throughput does not pay one fsync per request.
 //! - Readers (the event source mapping, each delivery stream) keep durable checkpoints in the
 //!   same database, so a restart resumes where each left off.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
 
@@ -24,9 +27,15 @@ const RECORDS: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("record
 const SHARD_TIPS: TableDefinition<u32, u64> = TableDefinition::new("shard_tips");
 /// Reader checkpoints: `reader/shardId` → the last position fully processed.
 const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new("checkpoints");
+/// Per shard: the trim horizon, the last position retention removed (every position up to it is
+/// gone, every later one up to the tip is stored).
+const TRIMMED: TableDefinition<u32, u64> = TableDefinition::new("trimmed");
 
 /// Appends gathered into one transaction at most.
 const MAX_GROUP: usize = 256;
+/// Records of one shard removed in one trimming transaction at most, so that trimming a large
+/// backlog never holds the write lock (and so the appends) for long.
+const TRIM_CHUNK: u64 = 10_000;
 
 /// Why the stream failed.
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +99,7 @@ impl StoredRecord {
     }
 
     fn decode(shard: u32, position: u64, bytes: &[u8]) -> Self {
-        let arrival_ms = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+        let arrival_ms = arrival_of(bytes);
         let key_len = usize::from(u16::from_le_bytes(
             bytes[8..10].try_into().expect("2 bytes"),
         ));
@@ -103,6 +112,11 @@ impl StoredRecord {
             data: bytes[10 + key_len..].to_vec(),
         }
     }
+}
+
+/// The arrival time stored at the front of a record's value.
+fn arrival_of(bytes: &[u8]) -> u64 {
+    u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))
 }
 
 fn encode(arrival_ms: u64, partition_key: &str, data: &[u8]) -> Vec<u8> {
@@ -159,6 +173,27 @@ pub fn hash_key_range(shard: u32, shard_count: u32) -> (u128, u128) {
     (start, end)
 }
 
+/// What one [`Stream::read_from`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardRead {
+    /// The records, in position order.
+    pub records: Vec<StoredRecord>,
+    /// Records right after the reader's position that retention removed before it read them:
+    /// positions `after + 1 ..= after + trimmed_unread` are gone. Taken from the same snapshot
+    /// as the records, so a read racing an append or a trim never miscounts.
+    pub trimmed_unread: u64,
+}
+
+/// What one [`Stream::trim`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Trimmed {
+    /// Records removed.
+    pub removed: u64,
+    /// Records whose arrival time was looked at to find where to cut (a binary search per shard
+    /// and chunk: about log2 of the records stored, however many there are).
+    pub examined: u64,
+}
+
 struct AppendRequest {
     entries: Vec<RecordEntry>,
     reply: oneshot::Sender<Result<Vec<RecordResult>, String>>,
@@ -176,6 +211,8 @@ struct Inner {
     database: Arc<Database>,
     appends: std::sync::Mutex<Option<mpsc::Sender<AppendRequest>>>,
     tips: Vec<watch::Sender<u64>>,
+    /// Per shard, the trim horizon (mirrors [`TRIMMED`] after each commit).
+    trimmed: Vec<AtomicU64>,
     appended: watch::Sender<u64>,
     writer: std::sync::Mutex<Option<thread::JoinHandle<()>>>,
 }
@@ -186,12 +223,31 @@ impl Stream {
         let database = Arc::new(Database::create(path)?);
         let write = database.begin_write()?;
         let mut tips_now = Vec::new();
+        let mut trimmed_now = Vec::new();
+        let mut last_arrival = 0;
         {
-            write.open_table(RECORDS)?;
+            let records = write.open_table(RECORDS)?;
             write.open_table(CHECKPOINTS)?;
             let tips = write.open_table(SHARD_TIPS)?;
+            let mut trimmed = write.open_table(TRIMMED)?;
             for shard in 0..shard_count {
-                tips_now.push(tips.get(shard)?.map_or(0, |tip| tip.value()));
+                let tip = tips.get(shard)?.map_or(0, |tip| tip.value());
+                tips_now.push(tip);
+                let mut stored = records.range((shard, 0)..=(shard, u64::MAX))?;
+                if let Some(last) = stored.next_back() {
+                    last_arrival = last_arrival.max(arrival_of(last?.1.value()));
+                }
+                let horizon = match trimmed.get(shard)? {
+                    Some(horizon) => horizon.value(),
+                    // A database from before the horizon was kept: everything before the first
+                    // stored record was trimmed (all of it, if none is left).
+                    None => match stored.next() {
+                        Some(first) => first?.0.value().1 - 1,
+                        None => tip,
+                    },
+                };
+                trimmed.insert(shard, horizon)?;
+                trimmed_now.push(AtomicU64::new(horizon));
             }
         }
         write.commit()?;
@@ -208,7 +264,11 @@ impl Stream {
             thread::Builder::new()
                 .name("stream-writer".into())
                 .spawn(move || {
-                    write_loop(&database, shard_count, tips_now, &tips, &appended, receiver)
+                    let state = WriterState {
+                        next: tips_now,
+                        last_arrival,
+                    };
+                    write_loop(&database, shard_count, state, &tips, &appended, receiver)
                 })
                 .expect("spawn the stream writer")
         };
@@ -219,6 +279,7 @@ impl Stream {
                 database,
                 appends: std::sync::Mutex::new(Some(sender)),
                 tips,
+                trimmed: trimmed_now,
                 appended,
                 writer: std::sync::Mutex::new(Some(writer)),
             }),
@@ -288,8 +349,18 @@ impl Stream {
         self.inner.tips.iter().map(|tip| *tip.borrow()).collect()
     }
 
+    /// Per shard, the trim horizon: the last position retention removed (0: none).
+    pub fn trimmed(&self) -> Vec<u64> {
+        self.inner
+            .trimmed
+            .iter()
+            .map(|horizon| horizon.load(Ordering::Acquire))
+            .collect()
+    }
+
     /// Up to `limit` records of `shard` after position `after`, and no more than `max_bytes` of
-    /// data (at least one record).
+    /// data (at least one record). Readers that must notice trimmed records use
+    /// [`read_from`](Stream::read_from).
     pub fn read(
         &self,
         shard: u32,
@@ -297,11 +368,28 @@ impl Stream {
         limit: usize,
         max_bytes: usize,
     ) -> Result<Vec<StoredRecord>, StreamError> {
+        Ok(self.read_from(shard, after, limit, max_bytes)?.records)
+    }
+
+    /// Like [`read`](Stream::read), and how many records after `after` retention removed before
+    /// this read, from the same snapshot.
+    pub fn read_from(
+        &self,
+        shard: u32,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<ShardRead, StreamError> {
         let read = self.inner.database.begin_read()?;
+        let horizon = read
+            .open_table(TRIMMED)?
+            .get(shard)?
+            .map_or(0, |horizon| horizon.value());
         let records = read.open_table(RECORDS)?;
         let mut out = Vec::new();
         let mut bytes = 0;
-        for entry in records.range((shard, after.saturating_add(1))..=(shard, u64::MAX))? {
+        let start = after.max(horizon).saturating_add(1);
+        for entry in records.range((shard, start)..=(shard, u64::MAX))? {
             let (key, value) = entry?;
             let record = StoredRecord::decode(shard, key.value().1, value.value());
             bytes += record.data.len();
@@ -313,7 +401,10 @@ impl Stream {
                 break;
             }
         }
-        Ok(out)
+        Ok(ShardRead {
+            records: out,
+            trimmed_unread: horizon.saturating_sub(after),
+        })
     }
 
     /// The first position still stored in `shard` (after trimming), if any.
@@ -355,23 +446,65 @@ impl Stream {
         Ok(())
     }
 
-    /// Deletes records that arrived before `before_ms` (retention); returns how many.
-    pub fn trim(&self, before_ms: u64) -> Result<u64, StreamError> {
-        let write = self.inner.database.begin_write()?;
-        let mut removed = 0;
-        {
-            let mut records = write.open_table(RECORDS)?;
-            for shard in 0..self.inner.shard_count {
-                records.retain_in((shard, 0)..=(shard, u64::MAX), |_, value| {
-                    let arrival = u64::from_le_bytes(value[..8].try_into().expect("8 bytes"));
-                    let keep = arrival >= before_ms;
-                    removed += u64::from(!keep);
-                    keep
-                })?;
+    /// Deletes records that arrived before `before_ms` (retention).
+    ///
+    /// Arrival times never decrease along a shard's positions, so the expired records are the
+    /// front run `(horizon, cut)`: a binary search over positions finds `cut`, and only the
+    /// records removed and the few probed are visited, in transactions of at most
+    /// [`TRIM_CHUNK`] records per shard.
+    pub fn trim(&self, before_ms: u64) -> Result<Trimmed, StreamError> {
+        let mut done = Trimmed::default();
+        for shard in 0..self.inner.shard_count {
+            loop {
+                let (chunk, more) = self.trim_chunk(shard, before_ms)?;
+                done.removed += chunk.removed;
+                done.examined += chunk.examined;
+                if !more {
+                    break;
+                }
             }
         }
+        Ok(done)
+    }
+
+    /// One trimming transaction on `shard`; whether more may be expired after it.
+    fn trim_chunk(&self, shard: u32, before_ms: u64) -> Result<(Trimmed, bool), StreamError> {
+        let write = self.inner.database.begin_write()?;
+        let mut done = Trimmed::default();
+        let (horizon, more) = {
+            let mut records = write.open_table(RECORDS)?;
+            let mut trimmed = write.open_table(TRIMMED)?;
+            let horizon = trimmed.get(shard)?.map_or(0, |h| h.value());
+            let tip = write
+                .open_table(SHARD_TIPS)?
+                .get(shard)?
+                .map_or(0, |tip| tip.value());
+            // Stored: (horizon, tip]. Find the first position of this chunk not expired.
+            let end = tip.min(horizon.saturating_add(TRIM_CHUNK));
+            let (mut low, mut high) = (horizon + 1, end + 1);
+            while low < high {
+                let middle = low + (high - low) / 2;
+                done.examined += 1;
+                let expired = records
+                    .get((shard, middle))?
+                    .is_none_or(|value| arrival_of(value.value()) < before_ms);
+                if expired {
+                    low = middle + 1;
+                } else {
+                    high = middle;
+                }
+            }
+            let cut = low;
+            if cut > horizon + 1 {
+                records.retain_in((shard, horizon + 1)..(shard, cut), |_, _| false)?;
+                trimmed.insert(shard, cut - 1)?;
+                done.removed = cut - 1 - horizon;
+            }
+            (cut - 1, cut > end && end < tip)
+        };
         write.commit()?;
-        Ok(removed)
+        self.inner.trimmed[shard as usize].store(horizon, Ordering::Release);
+        Ok((done, more))
     }
 
     /// Stops accepting appends and waits for the writer to finish the pending ones.
@@ -383,11 +516,10 @@ impl Stream {
     }
 }
 
-/// Logs, as an error, records a reader never saw because retention trimmed them first (`after`:
-/// its checkpoint; `next`: the first position it read, if any; `tip`: the shard's last position).
-/// Kinesis loses such records the same way; here it is never silent.
-pub fn report_trimmed(reader: &str, shard: u32, after: u64, next: Option<u64>, tip: u64) {
-    let missed = next.unwrap_or(tip + 1).saturating_sub(after + 1);
+/// Logs, as an error, records a reader never saw because retention trimmed them first (`missed`:
+/// [`ShardRead::trimmed_unread`]). Kinesis loses such records the same way; here it is never
+/// silent, and never reported when nothing was lost.
+pub fn report_trimmed(reader: &str, shard: u32, missed: u64) {
     if missed > 0 {
         tracing::error!(
             reader,
@@ -413,7 +545,7 @@ fn now_ms() -> u64 {
 fn write_loop(
     database: &Database,
     shard_count: u32,
-    mut next: Vec<u64>,
+    mut state: WriterState,
     tips: &[watch::Sender<u64>],
     appended: &watch::Sender<u64>,
     receiver: mpsc::Receiver<AppendRequest>,
@@ -426,23 +558,23 @@ fn write_loop(
                 Err(_) => break,
             }
         }
-        let before = next.clone();
-        match commit_group(database, shard_count, &mut next, &group) {
+        let before = state.clone();
+        match commit_group(database, shard_count, &mut state, &group) {
             Ok(results) => {
                 for (request, results) in group.into_iter().zip(results) {
                     let _ = request.reply.send(Ok(results));
                 }
                 for (shard, tip) in tips.iter().enumerate() {
                     tip.send_if_modified(|value| {
-                        let changed = *value != next[shard];
-                        *value = next[shard];
+                        let changed = *value != state.next[shard];
+                        *value = state.next[shard];
                         changed
                     });
                 }
                 appended.send_modify(|count| *count += 1);
             }
             Err(error) => {
-                next = before;
+                state = before;
                 tracing::error!(error = %error, "stream append failed");
                 for request in group {
                     let _ = request.reply.send(Err(error.to_string()));
@@ -452,17 +584,29 @@ fn write_loop(
     }
 }
 
+/// What the writer thread carries from one commit to the next.
+#[derive(Clone)]
+struct WriterState {
+    /// Per shard, the last position handed out.
+    next: Vec<u64>,
+    /// The latest arrival time stamped: a clock stepping back never makes arrival times
+    /// decrease along a shard, which [`Stream::trim`]'s binary search relies on.
+    last_arrival: u64,
+}
+
 fn commit_group(
     database: &Database,
     shard_count: u32,
-    next: &mut [u64],
+    state: &mut WriterState,
     group: &[AppendRequest],
 ) -> Result<Vec<Vec<RecordResult>>, StreamError> {
     let write = database.begin_write()?;
     let mut answers = Vec::with_capacity(group.len());
+    let next = &mut state.next;
     {
         let mut records = write.open_table(RECORDS)?;
-        let arrival = now_ms();
+        let arrival = now_ms().max(state.last_arrival);
+        state.last_arrival = arrival;
         for request in group {
             let mut results = Vec::with_capacity(request.entries.len());
             for entry in &request.entries {
@@ -578,10 +722,90 @@ mod tests {
             .append(vec![entry("a", "1"), entry("a", "2")])
             .await
             .unwrap();
-        assert_eq!(stream.trim(u64::MAX).unwrap(), 2);
+        assert_eq!(stream.trim(u64::MAX).unwrap().removed, 2);
         assert_eq!(stream.first_position(0).unwrap(), None);
         stream.append(vec![entry("a", "3")]).await.unwrap();
         assert_eq!(stream.first_position(0).unwrap(), Some(3));
+    }
+
+    /// Appends `count` records to the one shard of `stream`, in one transaction.
+    async fn append_many(stream: &Stream, count: usize) {
+        let entries = (0..count).map(|i| entry("k", &i.to_string())).collect();
+        stream.append(entries).await.unwrap();
+    }
+
+    /// Issue 11, item 9: trimming cuts each shard's expired front run found by a binary search,
+    /// removing exactly the records older than the cutoff and looking at a few dozen records to
+    /// find it, not at the ones it keeps (25,000 expired, over three chunks: at most
+    /// 3 × ⌈log2(10,001)⌉ probes).
+    #[tokio::test]
+    async fn trimming_removes_exactly_the_expired_records_by_position() {
+        let dir = tempdir();
+        let path = dir.join("s.redb");
+        let stream = Stream::open(&path, "orders", 1).unwrap();
+        append_many(&stream, 25_000).await;
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        append_many(&stream, 10).await;
+        let cutoff = stream.read(0, 25_000, 1, usize::MAX).unwrap()[0].arrival_ms;
+        assert!(stream.read(0, 24_999, 1, usize::MAX).unwrap()[0].arrival_ms < cutoff);
+
+        let trimmed = stream.trim(cutoff).unwrap();
+        assert_eq!(trimmed.removed, 25_000);
+        assert!(trimmed.examined <= 3 * 14, "examined {}", trimmed.examined);
+        assert_eq!(stream.first_position(0).unwrap(), Some(25_001));
+        assert_eq!(stream.trimmed(), vec![25_000]);
+        let kept = stream.read(0, 0, 100, usize::MAX).unwrap();
+        assert_eq!(
+            kept.iter().map(|r| r.position).collect::<Vec<_>>(),
+            (25_001..=25_010).collect::<Vec<_>>()
+        );
+        // Nothing more is expired: the kept records stay, and only a few are looked at.
+        let again = stream.trim(cutoff).unwrap();
+        assert_eq!(again.removed, 0);
+        assert!(again.examined <= 4, "examined {}", again.examined);
+        assert_eq!(stream.read(0, 0, 100, usize::MAX).unwrap(), kept);
+        // The horizon is durable.
+        stream.close();
+        drop(stream);
+        let stream = Stream::open(&path, "orders", 1).unwrap();
+        assert_eq!(stream.trimmed(), vec![25_000]);
+        assert_eq!(stream.tips(), vec![25_010]);
+    }
+
+    /// Issue 14, item 2: a read says exactly how many records after its position retention
+    /// removed unread, and nothing once past them.
+    #[tokio::test]
+    async fn a_read_counts_exactly_the_records_trimmed_before_it() {
+        let dir = tempdir();
+        let stream = Stream::open(&dir.join("s.redb"), "orders", 1).unwrap();
+        append_many(&stream, 3).await;
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        append_many(&stream, 2).await;
+        let cutoff = stream.read(0, 3, 1, usize::MAX).unwrap()[0].arrival_ms;
+        assert_eq!(stream.trim(cutoff).unwrap().removed, 3);
+
+        let read = stream.read_from(0, 1, 10, usize::MAX).unwrap();
+        assert_eq!(read.trimmed_unread, 2, "positions 2 and 3");
+        assert_eq!(read.records.len(), 2);
+        assert_eq!(read.records[0].position, 4);
+        assert_eq!(
+            stream
+                .read_from(0, 3, 10, usize::MAX)
+                .unwrap()
+                .trimmed_unread,
+            0
+        );
+        assert_eq!(
+            stream
+                .read_from(0, 5, 10, usize::MAX)
+                .unwrap()
+                .trimmed_unread,
+            0
+        );
+        // All trimmed: an empty read still counts them, and only them.
+        assert_eq!(stream.trim(u64::MAX).unwrap().removed, 2);
+        let read = stream.read_from(0, 4, 10, usize::MAX).unwrap();
+        assert_eq!((read.records.len(), read.trimmed_unread), (0, 1));
     }
 
     #[test]

@@ -377,15 +377,22 @@ async fn status_route(State(shared): State<Arc<Shared>>) -> axum::response::Resp
     }
 }
 
-/// Trims records older than the retention period, every minute.
+/// Trims records older than the retention period, every minute (on a blocking thread: redb's
+/// calls block, and the async workers serve the API).
 async fn retention(stream: Stream, period: Duration, shutdown: CancellationToken) {
     loop {
         let cutoff = chrono::Utc::now().timestamp_millis() as u64;
         let cutoff = cutoff.saturating_sub(period.as_millis() as u64);
-        match stream.trim(cutoff) {
-            Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "trimmed records past the retention period"),
-            Err(error) => tracing::error!(error = %error, "trimming the stream failed"),
+        let trimming = stream.clone();
+        match tokio::task::spawn_blocking(move || trimming.trim(cutoff)).await {
+            Ok(Ok(trimmed)) if trimmed.removed == 0 => {}
+            Ok(Ok(trimmed)) => tracing::info!(
+                removed = trimmed.removed,
+                examined = trimmed.examined,
+                "trimmed records past the retention period"
+            ),
+            Ok(Err(error)) => tracing::error!(error = %error, "trimming the stream failed"),
+            Err(error) => tracing::error!(error = %error, "the trimming task failed"),
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
