@@ -10,10 +10,14 @@
 //!   checked here, the order inside flows on and is judged downstream. `StreamName` is accepted
 //!   and ignored: the configured stream always wins.
 //!
-//! Every request needs `x-api-key`; a body that fails validation is `400` with every error
-//! (`/orders/3/order_id: ...`) and writes nothing; `413` over the size limits; `429` when the
-//! stream throttles; `5xx` when it fails. Never `200` for a failure. The partition key is the
-//! order's `customer_id`; the stream is fixed by configuration, never taken from the client.
+//! Every request needs `x-api-key` (`403`) and a JSON body (`Content-Type` absent or
+//! `application/json`, otherwise `415`, as API Gateway's `NEVER` passthrough answers). A body
+//! that fails its model is `400` with every error (`/orders/3/order_id: ...`) and writes nothing.
+//! The models are API Gateway's: the order's JSON Schema ([`models`]), not the Rust rule set, so
+//! an order the schema accepts and the rules refuse is written, and refused downstream, as in
+//! AWS. `413` over API Gateway's body limit or Kinesis' record limit; `429` when the stream
+//! throttles; `5xx` when it fails. Never `200` for a failure. The partition key is the order's
+//! `customer_id`; the stream is fixed by configuration, never taken from the client.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,14 +31,19 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
-use orderflow_domain::{InvalidOrder, MAX_ORDER_BYTES, parse_order};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 /// API Gateway's request payload limit (10 MB); larger bodies get `413`.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
-/// The most orders in one batch request (PutRecords' limit).
+/// The most orders in one batch request can ever hold: PutRecords' 500 records per call. The
+/// configured limit ([`ApiConfig::max_batch_orders`], `api.max_batch_orders`) is at most this.
 pub const MAX_BATCH_ORDERS: usize = 500;
+/// Kinesis' record limit, partition key and data together: "Each record in the request can be
+/// as large as 1 MiB ... The record size limit applies to the total size of the partition key
+/// and data blob" (Kinesis API reference, PutRecords; 1 MiB is a stream's default maximum record
+/// size). Kinesis refuses a larger record, which the API answers with `413`.
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 
 /// How the API is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +53,9 @@ pub struct ApiConfig {
     /// The stream every record goes to. The legacy route's `StreamName` is accepted and ignored:
     /// this name always wins, so existing producers work whatever name they send.
     pub stream_name: String,
+    /// The most orders in one batch (`api.max_batch_orders` in `tofu/pipeline.json`, 1 to
+    /// [`MAX_BATCH_ORDERS`]).
+    pub max_batch_orders: usize,
 }
 
 /// One record to append to the stream.
@@ -93,6 +105,7 @@ pub enum SinkError {
 
 pub mod gateway_json;
 pub mod memory;
+pub mod models;
 
 /// Where accepted records go: PutRecords semantics (one result per entry, in order).
 pub trait RecordSink: Send + Sync + 'static {
@@ -105,12 +118,26 @@ pub trait RecordSink: Send + Sync + 'static {
 
 struct AppState<S> {
     config: ApiConfig,
+    models: models::Models,
     sink: Arc<S>,
 }
 
 /// The API's routes over `sink`.
+///
+/// # Panics
+/// If `config.max_batch_orders` is not 1 to [`MAX_BATCH_ORDERS`] (the twin checks its settings
+/// before it gets here, OpenTofu in its variable validation).
 pub fn router<S: RecordSink>(config: ApiConfig, sink: Arc<S>) -> Router {
-    let state = Arc::new(AppState { config, sink });
+    assert!(
+        (1..=MAX_BATCH_ORDERS).contains(&config.max_batch_orders),
+        "max_batch_orders must be 1 to {MAX_BATCH_ORDERS}"
+    );
+    let models = models::Models::new(config.max_batch_orders);
+    let state = Arc::new(AppState {
+        config,
+        models,
+        sink,
+    });
     Router::new()
         .route("/v1/orders", post(put_order::<S>))
         .route("/v1/orders/batch", post(put_batch::<S>))
@@ -126,6 +153,8 @@ pub enum ApiError {
     Forbidden,
     /// 400: the body fails validation; every problem as `pointer: rule`.
     Invalid(Vec<String>),
+    /// 415: the body is not declared as JSON.
+    UnsupportedMediaType,
     /// 413: over the body or order size limit.
     TooLarge(String),
     /// 429: the stream throttled the whole request.
@@ -152,6 +181,10 @@ impl IntoResponse for ApiError {
             ApiError::Invalid(errors) => json(
                 StatusCode::BAD_REQUEST,
                 serde_json::json!({"message": "Invalid request body", "errors": errors}),
+            ),
+            ApiError::UnsupportedMediaType => json(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                serde_json::json!({"message": "Unsupported Media Type"}),
             ),
             ApiError::TooLarge(message) => json(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -220,16 +253,59 @@ fn authorise(headers: &HeaderMap, config: &ApiConfig) -> Result<(), ApiError> {
     }
 }
 
-/// Validates one order; its errors are reported under `parent` (`""` or `/orders/3`).
-fn check_order(bytes: &[u8], parent: &str) -> Result<String, ApiError> {
-    match parse_order(bytes) {
-        Ok(order) => Ok(order.customer_id.into_owned()),
-        Err(InvalidOrder::TooLarge { size }) => Err(ApiError::TooLarge(format!(
-            "{}: order is {size} bytes, over the limit of {MAX_ORDER_BYTES} bytes",
-            if parent.is_empty() { "/" } else { parent }
-        ))),
-        Err(error) => Err(ApiError::Invalid(error.messages(parent))),
+/// `415` unless the body is declared as JSON. API Gateway treats a request without
+/// `Content-Type` as `application/json` and refuses any type without a mapping template with
+/// "HTTP 415 Unsupported Media Type" under the `NEVER` passthrough behaviour (API Gateway
+/// developer guide, "Method request behavior for payloads without mapping templates").
+/// Parameters (`; charset=utf-8`) are ignored.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .ok()
+        .and_then(|value| value.split(';').next())
+        .map(str::trim);
+    match essence {
+        Some(essence) if essence.eq_ignore_ascii_case("application/json") => Ok(()),
+        _ => Err(ApiError::UnsupportedMediaType),
     }
+}
+
+/// The body as JSON, or `400`.
+fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|error| ApiError::Invalid(vec![format!("/: not valid JSON: {error}")]))
+}
+
+/// `errors` as a `400`, or nothing.
+fn reject(errors: Vec<String>) -> Result<(), ApiError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(errors))
+    }
+}
+
+/// One stream record, or `413` when Kinesis would refuse its size ([`MAX_RECORD_BYTES`]).
+fn record(partition_key: &str, data: Vec<u8>, pointer: &str) -> Result<RecordEntry, ApiError> {
+    let size = partition_key.len() + data.len();
+    if size > MAX_RECORD_BYTES {
+        return Err(ApiError::TooLarge(format!(
+            "{pointer}: record is {size} bytes with its partition key, over Kinesis' limit of \
+             {MAX_RECORD_BYTES} bytes"
+        )));
+    }
+    Ok(RecordEntry {
+        partition_key: partition_key.to_owned(),
+        data,
+    })
+}
+
+/// The `customer_id` of an order the model accepted (a string by the schema).
+fn customer_id(order: &serde_json::Value) -> &str {
+    order["customer_id"].as_str().unwrap_or_default()
 }
 
 /// A record result that is a throttling failure.
@@ -243,12 +319,11 @@ async fn put_order<S: RecordSink>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     authorise(&headers, &state.config)?;
+    require_json(&headers)?;
     let body = body_bytes(body)?;
-    let partition_key = check_order(&body, "")?;
-    let entry = RecordEntry {
-        partition_key,
-        data: body.to_vec(),
-    };
+    let order = json_body(&body)?;
+    reject(state.models.order_errors(&order))?;
+    let entry = record(customer_id(&order), body.to_vec(), "/")?;
     let written = put_one(&*state.sink, entry).await?;
     Ok(axum::Json(serde_json::json!({
         "shard_id": written.0,
@@ -299,34 +374,25 @@ async fn put_batch<S: RecordSink>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     authorise(&headers, &state.config)?;
+    require_json(&headers)?;
     let body = body_bytes(body)?;
-    let batch: BatchBody = serde_json::from_slice(&body).map_err(|error| {
-        ApiError::Invalid(vec![format!(
-            "/: must be an object {{\"orders\": [...]}}: {error}"
-        )])
-    })?;
-    if !(1..=MAX_BATCH_ORDERS).contains(&batch.orders.len()) {
-        return Err(ApiError::Invalid(vec![format!(
-            "/orders: must have 1 to {MAX_BATCH_ORDERS} orders"
-        )]));
-    }
+    let value = json_body(&body)?;
+    reject(state.models.batch_errors(&value))?;
+    // The model holds, so this is `{"orders": [object, ...]}`; each order's own text is kept
+    // for the record.
+    let batch: BatchBody = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::Invalid(vec![format!("/: {error}")]))?;
     let mut entries = Vec::with_capacity(batch.orders.len());
-    let mut errors = Vec::new();
     for (index, order) in batch.orders.iter().enumerate() {
         let bytes = order.get().as_bytes();
-        match check_order(bytes, &format!("/orders/{index}")) {
-            Ok(partition_key) => entries.push(RecordEntry {
-                partition_key,
-                // API Gateway's batch mapping stores `$input.json("$.orders[i]")`, a
-                // re-serialisation, not the client's bytes: store what it stores.
-                data: gateway_json::input_json(bytes).unwrap_or_else(|| bytes.to_vec()),
-            }),
-            Err(ApiError::Invalid(mut more)) => errors.append(&mut more),
-            Err(other) => return Err(other),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
+        // API Gateway's batch mapping stores `$input.json("$.orders[i]")`, a re-serialisation,
+        // not the client's bytes: store what it stores.
+        let data = gateway_json::input_json(bytes).unwrap_or_else(|| bytes.to_vec());
+        entries.push(record(
+            customer_id(&value["orders"][index]),
+            data,
+            &format!("/orders/{index}"),
+        )?);
     }
     let results = state.sink.put_records(entries).await?;
     if results.len() != batch.orders.len() {
@@ -375,6 +441,7 @@ async fn put_legacy<S: RecordSink>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     authorise(&headers, &state.config)?;
+    require_json(&headers)?;
     let body = body_bytes(body)?;
     let envelope: LegacyEnvelope = serde_json::from_slice(&body).map_err(|error| {
         ApiError::Invalid(vec![format!(
@@ -403,12 +470,6 @@ async fn put_legacy<S: RecordSink>(
             errors.push("/Data: must not be empty".to_owned());
             Vec::new()
         }
-        Ok(data) if data.len() > MAX_ORDER_BYTES => {
-            return Err(ApiError::TooLarge(format!(
-                "/Data: {} bytes, over the limit of {MAX_ORDER_BYTES} bytes",
-                data.len()
-            )));
-        }
         Ok(data) => data,
         Err(_) => {
             errors.push("/Data: must be base64".to_owned());
@@ -418,10 +479,7 @@ async fn put_legacy<S: RecordSink>(
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
-    let entry = RecordEntry {
-        partition_key: envelope.partition_key,
-        data,
-    };
+    let entry = record(&envelope.partition_key, data, "/Data")?;
     let written = put_one(&*state.sink, entry).await?;
     // Kinesis' PutRecord answer, passed through by API Gateway; the stream is KMS-encrypted
     // (`tofu/modules/stream`), so Kinesis adds `EncryptionType`.

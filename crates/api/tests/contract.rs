@@ -10,7 +10,7 @@ use axum::http::{Request, StatusCode};
 use base64::Engine;
 use http_body_util::BodyExt;
 use orderflow_api::memory::{MemoryFaults, MemorySink};
-use orderflow_api::{ApiConfig, MAX_BODY_BYTES, router};
+use orderflow_api::{ApiConfig, MAX_BATCH_ORDERS, MAX_BODY_BYTES, MAX_RECORD_BYTES, router};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -26,6 +26,7 @@ fn app(faults: MemoryFaults) -> (Router, Arc<MemorySink>) {
     let config = ApiConfig {
         api_key: KEY.into(),
         stream_name: "orders".into(),
+        max_batch_orders: MAX_BATCH_ORDERS,
     };
     (router(config, sink.clone()), sink)
 }
@@ -107,9 +108,21 @@ async fn an_invalid_order_is_400_with_every_error_and_nothing_written() {
         .iter()
         .map(|e| e.as_str().unwrap())
         .collect();
+    // The model's messages: the pointer of the value (the object for a missing property), the
+    // rule, the value masked.
     assert_eq!(errors.len(), 2, "{errors:?}");
-    assert!(errors[0].starts_with("/order_id: "));
-    assert!(errors[1].starts_with("/status: "));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("/: ") && e.contains("order_id")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("/status: ") && !e.contains("lost")),
+        "{errors:?}"
+    );
     assert_eq!(sink.calls(), 0);
 }
 
@@ -131,7 +144,10 @@ async fn a_batch_is_all_or_nothing_on_validation_with_paths_per_order() {
         Some("/orders/3/order_id")
     );
     assert_eq!(sink.calls(), 0);
-    for orders in [json!([]), Value::Array(vec![good.clone(); 501])] {
+    for (orders, rule) in [
+        (json!([]), "less than 1 item"),
+        (Value::Array(vec![good.clone(); 501]), "more than 500 items"),
+    ] {
         let (status, answer, _) = post(
             &app,
             "/v1/orders/batch",
@@ -140,7 +156,7 @@ async fn a_batch_is_all_or_nothing_on_validation_with_paths_per_order() {
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(answer["errors"][0], "/orders: must have 1 to 500 orders");
+        assert_eq!(answer["errors"][0], format!("/orders: value has {rule}"));
     }
 }
 
@@ -186,15 +202,21 @@ async fn a_throttled_stream_is_429_with_retry_after() {
 
 #[tokio::test]
 async fn over_the_size_limits_is_413() {
-    let (app, _) = app(MemoryFaults::default());
-    let huge_order = order_with("pad", json!("x".repeat(300 * 1024)));
+    let (app, sink) = app(MemoryFaults::default());
+    // Over the order's 256 KiB rule but within Kinesis' record limit: API Gateway's model has
+    // no size rule, so it is written and the consumer and transformers refuse it.
+    let large_order = order_with("pad", json!("x".repeat(300 * 1024)));
+    let (status, _, _) = post(&app, "/v1/orders", Some(KEY), large_order).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sink.records().len(), 1);
+    let huge_order = order_with("pad", json!("x".repeat(MAX_RECORD_BYTES)));
     let (status, answer, _) = post(&app, "/v1/orders", Some(KEY), huge_order).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(
         answer["message"]
             .as_str()
             .unwrap()
-            .contains("over the limit")
+            .contains("over Kinesis' limit")
     );
     let (status, _, _) = post(
         &app,
@@ -244,4 +266,82 @@ async fn the_legacy_route_ignores_the_clients_stream_name() {
             .iter()
             .all(|r| r.data == order && r.partition_key == "user1")
     );
+}
+
+/// API Gateway validates with the JSON Schema only: orders the schema accepts and the Rust rules
+/// refuse (`docs/design.md` section 1) are written on both order routes, as in AWS, and refused
+/// downstream. Orders the schema refuses are `400` on both routes.
+#[tokio::test]
+async fn the_schema_decides_at_the_edge_not_the_rules() {
+    let schema_valid_rule_invalid = [
+        order_with("order_date", json!("2024-02-30T10:00:00Z")),
+        order_with("order_date", json!("2023-02-29T10:00:00Z")),
+        ORDER.replace("0.10", "0.1000000000000000055511151231257827"),
+    ];
+    for order in &schema_valid_rule_invalid {
+        assert!(orderflow_domain::parse_order(order.as_bytes()).is_err());
+        let (app, sink) = app(MemoryFaults::default());
+        let (status, answer, _) = post(&app, "/v1/orders", Some(KEY), order.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{order}: {answer}");
+        let batch = format!(r#"{{"orders": [{ORDER}, {order}]}}"#);
+        let (status, answer, _) = post(&app, "/v1/orders/batch", Some(KEY), batch).await;
+        assert_eq!(status, StatusCode::OK, "{order}: {answer}");
+        assert_eq!(sink.records().len(), 3);
+    }
+    let schema_invalid = order_with("order_date", json!("2024-13-01T10:00:00Z"));
+    let (app, sink) = app(MemoryFaults::default());
+    let (status, _, _) = post(&app, "/v1/orders", Some(KEY), schema_invalid.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let batch = format!(r#"{{"orders": [{ORDER}, {schema_invalid}]}}"#);
+    let (status, answer, _) = post(&app, "/v1/orders/batch", Some(KEY), batch).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("/orders/1/order_date: "),
+        "{answer}"
+    );
+    assert_eq!(sink.calls(), 0);
+}
+
+/// A body not declared as JSON is `415` on every route, as API Gateway answers with the `NEVER`
+/// passthrough behaviour; no `Content-Type` counts as `application/json`.
+#[tokio::test]
+async fn a_body_not_declared_as_json_is_415() {
+    let (app, sink) = app(MemoryFaults::default());
+    let legacy = json!({"PartitionKey": "k", "Data": "eA=="}).to_string();
+    let batch = format!(r#"{{"orders": [{ORDER}]}}"#);
+    for (path, body) in [
+        ("/v1/orders", ORDER.to_owned()),
+        ("/v1/orders/batch", batch.clone()),
+        ("/orders", legacy.clone()),
+    ] {
+        for content_type in ["text/plain", "application/xml", "application/jsonx"] {
+            let request = Request::post(path)
+                .header("content-type", content_type)
+                .header("x-api-key", KEY)
+                .body(Body::from(body.clone()))
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{path} {content_type}"
+            );
+        }
+        for content_type in [None, Some("application/json; charset=utf-8")] {
+            let mut request = Request::post(path).header("x-api-key", KEY);
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type);
+            }
+            let response = app
+                .clone()
+                .oneshot(request.body(Body::from(body.clone())).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{path} {content_type:?}");
+        }
+    }
+    assert_eq!(sink.records().len(), 6);
 }

@@ -227,6 +227,7 @@ async fn twin(path: &str, body: &[u8], faults: MemoryFaults) -> TwinAnswer {
     let config = ApiConfig {
         api_key: KEY.into(),
         stream_name: STREAM.into(),
+        max_batch_orders: orderflow_api::MAX_BATCH_ORDERS,
     };
     let request = Request::post(path)
         .header("content-type", "application/json")
@@ -661,7 +662,7 @@ async fn success_response_templates_answer_what_the_twin_answers() {
         return;
     };
     let mut failures = Vec::new();
-    for ((case, route, answer), rendered) in cases.iter().zip(rendered) {
+    for ((case, _, answer), rendered) in cases.iter().zip(rendered) {
         let rendered = match rendered {
             Ok(rendered) => rendered,
             Err(error) => {

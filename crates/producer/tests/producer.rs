@@ -104,6 +104,7 @@ async fn server_with(faults: MemoryFaults, seen: Seen) -> TestServer {
     let config = ApiConfig {
         api_key: KEY.into(),
         stream_name: "orders".into(),
+        max_batch_orders: orderflow_api::MAX_BATCH_ORDERS,
     };
     let recorder = seen.clone();
     let app = router(config, sink.clone()).layer(middleware::from_fn(move |request, next| {

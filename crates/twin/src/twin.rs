@@ -224,6 +224,7 @@ impl Twin {
             ApiConfig {
                 api_key: api_key.clone(),
                 stream_name: stream_name.clone(),
+                max_batch_orders: settings.api.max_batch_orders,
             },
             Arc::new(stream),
         )
