@@ -10,11 +10,18 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+/// Told of every object [`Bucket::put`] wrote (after it is durable).
+pub trait PutObserver: Send + Sync {
+    /// `key` now holds `bytes`.
+    fn written(&self, key: &str, bytes: &[u8]);
+}
+
 /// The twin's bucket.
 #[derive(Clone)]
 pub struct Bucket {
     store: Arc<dyn ObjectStore>,
     root: PathBuf,
+    observer: Option<Arc<dyn PutObserver>>,
 }
 
 impl std::fmt::Debug for Bucket {
@@ -33,7 +40,16 @@ impl Bucket {
         Ok(Bucket {
             store: Arc::new(store),
             root,
+            observer: None,
         })
+    }
+
+    /// This bucket, telling `observer` of every object written through it (and its clones).
+    pub fn observed(self, observer: Arc<dyn PutObserver>) -> Self {
+        Bucket {
+            observer: Some(observer),
+            ..self
+        }
     }
 
     /// The folder the bucket lives in.
@@ -49,8 +65,9 @@ impl Bucket {
     /// Writes one object (all or nothing: readers never see half of it).
     pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
         let path = ObjectPath::parse(key).with_context(|| format!("object key {key}"))?;
+        let payload = PutPayload::from(bytes);
         self.store
-            .put(&path, PutPayload::from(bytes))
+            .put(&path, payload.clone())
             .await
             .with_context(|| format!("writing s3 object {key}"))?;
         // object_store's local store renames a finished temporary file into place but does not
@@ -60,6 +77,12 @@ impl Bucket {
         tokio::task::spawn_blocking(move || sync_file_and_folder(&file))
             .await?
             .with_context(|| format!("syncing s3 object {key}"))?;
+        if let Some(observer) = &self.observer {
+            match payload.as_ref() {
+                [whole] => observer.written(key, whole),
+                chunks => observer.written(key, &chunks.concat()),
+            }
+        }
         Ok(())
     }
 
@@ -76,22 +99,12 @@ impl Bucket {
 
     /// The row count of a Parquet object, from its footer (two range reads, not the whole file).
     pub async fn parquet_rows(&self, key: &str, size: u64) -> Result<u64> {
-        use datafusion::parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
         let path = ObjectPath::parse(key)?;
         anyhow::ensure!(size >= 12, "{key} is too small to be Parquet");
         let tail = self.store.get_range(&path, size - 8..size).await?;
-        let tail: [u8; 8] = tail.as_ref().try_into()?;
-        let footer = FooterTail::try_new(&tail)
-            .with_context(|| format!("reading the Parquet footer of {key}"))?;
-        let length = footer.metadata_length() as u64;
-        anyhow::ensure!(length + 8 <= size, "{key}: footer longer than the file");
-        let metadata = self
-            .store
-            .get_range(&path, size - 8 - length..size - 8)
-            .await?;
-        let metadata = ParquetMetaDataReader::decode_metadata(&metadata)
-            .with_context(|| format!("reading the Parquet footer of {key}"))?;
-        Ok(metadata.file_metadata().num_rows() as u64)
+        let metadata = footer_range(key, size, &tail)?;
+        let metadata = self.store.get_range(&path, metadata).await?;
+        rows_in_footer(key, &metadata)
     }
 
     /// Reads one object.
@@ -100,6 +113,33 @@ impl Bucket {
         let bytes = self.store.get(&path).await?.bytes().await?;
         Ok(bytes.to_vec())
     }
+}
+
+/// The row count of a whole Parquet file held in memory.
+pub fn parquet_rows_of(key: &str, bytes: &[u8]) -> Result<u64> {
+    let size = bytes.len() as u64;
+    anyhow::ensure!(size >= 12, "{key} is too small to be Parquet");
+    let metadata = footer_range(key, size, &bytes[bytes.len() - 8..])?;
+    rows_in_footer(key, &bytes[metadata.start as usize..metadata.end as usize])
+}
+
+/// Where a Parquet file of `size` bytes keeps its metadata, from its last 8 bytes.
+fn footer_range(key: &str, size: u64, tail: &[u8]) -> Result<std::ops::Range<u64>> {
+    use datafusion::parquet::file::metadata::FooterTail;
+    let tail: [u8; 8] = tail.try_into()?;
+    let footer = FooterTail::try_new(&tail)
+        .with_context(|| format!("reading the Parquet footer of {key}"))?;
+    let length = footer.metadata_length() as u64;
+    anyhow::ensure!(length + 8 <= size, "{key}: footer longer than the file");
+    Ok(size - 8 - length..size - 8)
+}
+
+/// The row count in a Parquet file's metadata.
+fn rows_in_footer(key: &str, metadata: &[u8]) -> Result<u64> {
+    use datafusion::parquet::file::metadata::ParquetMetaDataReader;
+    let metadata = ParquetMetaDataReader::decode_metadata(metadata)
+        .with_context(|| format!("reading the Parquet footer of {key}"))?;
+    Ok(metadata.file_metadata().num_rows() as u64)
 }
 
 fn sync_file_and_folder(file: &Path) -> std::io::Result<()> {

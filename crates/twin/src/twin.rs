@@ -22,7 +22,7 @@ use crate::delivery::{Delivery, delivery_stream_name};
 use crate::dynamodb::{self, Dynalite};
 use crate::esm::{ConsumerFunction, MappingStats, ShardMapping};
 use crate::settings::PipelineSettings;
-use crate::status::{self, Status};
+use crate::status::{self, BucketTally, Status};
 use crate::stream::Stream;
 
 /// The environment name of the twin's resources (`orderflow-local-…`).
@@ -99,17 +99,21 @@ pub fn resource_prefix() -> String {
 struct Shared {
     stream: Stream,
     bucket: Bucket,
-    file_extension: String,
+    /// Told of every object the twin writes; filled with the older ones on the first status.
+    tally: Arc<BucketTally>,
+    scanned: tokio::sync::OnceCell<()>,
     dynamodb: aws_sdk_dynamodb::Client,
     table: String,
 }
 
 impl Shared {
     async fn status(&self) -> Result<Status> {
+        self.scanned
+            .get_or_try_init(|| self.tally.scan(&self.bucket))
+            .await?;
         // Items are counted after the checkpoints are read, so that a status showing the consumer
         // caught up also counts every item it wrote (counting first could miss the last batch).
-        let mut status =
-            status::collect(&self.stream, &self.bucket, &self.file_extension, None).await?;
+        let mut status = status::from_counters(&self.stream, &self.tally, None)?;
         status.dynamodb_items = dynamodb::count_items(&self.dynamodb, &self.table)
             .await
             .ok();
@@ -148,7 +152,8 @@ impl Twin {
         let stream_name = stream_name();
         let table = format!("{prefix}-orders");
         let stream = open_stream(&data_dir, &settings)?;
-        let bucket = Bucket::local(&data_dir.join("bucket"))?;
+        let tally = Arc::new(BucketTally::new(&settings.delivery.file_extension));
+        let bucket = Bucket::local(&data_dir.join("bucket"))?.observed(tally.clone());
         let api_key = match options.api_key {
             Some(key) => key,
             None => api_key(&data_dir)?,
@@ -216,7 +221,8 @@ impl Twin {
         let shared = Arc::new(Shared {
             stream: stream.clone(),
             bucket,
-            file_extension: settings.delivery.file_extension.clone(),
+            tally,
+            scanned: tokio::sync::OnceCell::new(),
             dynamodb: client,
             table: table.clone(),
         });
