@@ -561,9 +561,7 @@ fn write_loop(
         let before = state.clone();
         match commit_group(database, shard_count, &mut state, &group) {
             Ok(results) => {
-                for (request, results) in group.into_iter().zip(results) {
-                    let _ = request.reply.send(Ok(results));
-                }
+                // Tips first: once an append is acknowledged, `tips()` includes it.
                 for (shard, tip) in tips.iter().enumerate() {
                     tip.send_if_modified(|value| {
                         let changed = *value != state.next[shard];
@@ -572,6 +570,9 @@ fn write_loop(
                     });
                 }
                 appended.send_modify(|count| *count += 1);
+                for (request, results) in group.into_iter().zip(results) {
+                    let _ = request.reply.send(Ok(results));
+                }
             }
             Err(error) => {
                 state = before;
@@ -806,6 +807,18 @@ mod tests {
         assert_eq!(stream.trim(u64::MAX).unwrap().removed, 2);
         let read = stream.read_from(0, 4, 10, usize::MAX).unwrap();
         assert_eq!((read.records.len(), read.trimmed_unread), (0, 1));
+    }
+
+    /// An acknowledged append is in the tips at once (they were set after the replies, so a
+    /// status or a test reading them right after an append could miss it).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn acknowledged_appends_are_in_the_tips() {
+        let dir = tempdir();
+        let stream = Stream::open(&dir.join("s.redb"), "orders", 1).unwrap();
+        for position in 1..=300 {
+            append_many(&stream, 1).await;
+            assert_eq!(stream.tips(), vec![position]);
+        }
     }
 
     #[test]
