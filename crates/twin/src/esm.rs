@@ -36,6 +36,9 @@ pub const READER: &str = "consumer";
 const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 /// Prefix of the failure store in the bucket.
 pub const FAILURE_PREFIX: &str = "failures/consumer";
+/// The failure document's member holding the batch's records (sequence number, partition key,
+/// arrival, base64 data): the twin's addition to AWS's invocation record, which carries none.
+pub const TWIN_RECORDS: &str = "twinRecords";
 
 /// An invocation that failed as a whole (Lambda's `FunctionError`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -270,6 +273,13 @@ impl<F: StreamFunction> ShardMapping<F> {
     }
 
     /// Writes the batch's description (and its records) to the failure store.
+    ///
+    /// Every member but [`TWIN_RECORDS`] is the invocation record Lambda sends to a Kinesis
+    /// mapping's on-failure destination ("Retain discarded batch records for a Kinesis Data
+    /// Streams event source in Lambda", Lambda developer guide): metadata only, no record data.
+    /// [`TWIN_RECORDS`] is a twin-only convenience holding the records themselves; in AWS they
+    /// are read back from the stream by shard and sequence numbers within its retention
+    /// (README, "Recovering a failed batch in AWS").
     async fn to_failure_store(&self, records: &[StoredRecord], condition: &str, attempts: u32) {
         let first = &records[0];
         let last = &records[records.len() - 1];
@@ -293,7 +303,7 @@ impl<F: StreamFunction> ShardMapping<F> {
                 "batchSize": records.len(),
                 "streamArn": self.stream.arn(),
             },
-            "payload": records.iter().map(|r| json!({
+            TWIN_RECORDS: records.iter().map(|r| json!({
                 "sequenceNumber": r.sequence_number(),
                 "partitionKey": r.partition_key,
                 "approximateArrivalTimestamp": iso(r.arrival_ms),
@@ -603,7 +613,7 @@ mod tests {
                 documents[0]["requestContext"]["condition"],
                 "RetryAttemptsExhausted"
             );
-            let data = documents[0]["payload"][0]["data"].as_str().unwrap();
+            let data = documents[0][TWIN_RECORDS][0]["data"].as_str().unwrap();
             assert_eq!(BASE64.decode(data).unwrap(), b"r137");
             // The single poison record was tried 1 + maximum_retry_attempts times, less the
             // retry its batch's partial failure already used (the count is not reset).
