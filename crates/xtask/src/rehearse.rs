@@ -54,6 +54,42 @@ const ZIPS: &[&str] = &[
     "transform-shipping-addresses",
 ];
 
+/// moto's server, started with the venv's Python (the same as its `moto_server` script) after
+/// one patch for moto gap 8, in this process only; the installed moto is not changed.
+///
+/// moto gap 8: with its IAM checks on (the deploy role's steps), moto 5.2.5 answers
+/// `SignatureDoesNotMatch` (HTTP 403, an XML body) to every correctly signed request without a
+/// body to a non-S3 service, i.e. the REST-JSON GETs (and DELETEs) of Lambda and API Gateway
+/// (GetFunction, GetRestApi, GetApiKey, GetAccount, ...), before any permission is looked at.
+/// `IAMRequestBase._create_aws_request` (moto/iam/access_control.py:344-349) rebuilds the
+/// request with `data=self._body or self._data`: an empty body falls back to `self._data`, which
+/// `BaseResponse.setup_class` (moto/core/responses.py:252-268) fills with the query parameters,
+/// or, without any, with the request's headers. The recomputed payload hash is then that of
+/// those parameters URL-encoded, where the client signed the empty body's (SigV4: the payload
+/// hash is SHA-256 of the request body, here empty). The patch gives the rebuilt request an empty
+/// body when the request had none on the wire (no body, no or a zero Content-Length, not
+/// chunked); form-encoded POSTs (IAM, STS, SQS...), whose body the server has already parsed into
+/// `self._data`, keep moto's path. Signature and permission checks run unchanged (a wrong secret
+/// is still refused, an action missing from the role still denied).
+const MOTO_SERVER: &str = r#"
+import sys
+from moto.iam import access_control
+
+moto_create_aws_request = access_control.IAMRequestBase._create_aws_request
+
+def create_aws_request(self):
+    request = moto_create_aws_request(self)
+    headers = self._headers
+    no_body = headers.get("Content-Length", "0") == "0" and "Transfer-Encoding" not in headers
+    if not self._body and no_body:
+        request.data = b""
+    return request
+
+access_control.IAMRequestBase._create_aws_request = create_aws_request
+from moto.server import main
+sys.exit(main(sys.argv[1:]))
+"#;
+
 /// Options of `cargo xtask rehearse`.
 pub(crate) struct Options {
     /// Initialise from the provider registry instead of a mirror (the GitHub job with OpenTofu).
@@ -106,8 +142,15 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
     let endpoint = format!("http://127.0.0.1:{port}");
     write_overrides(&tofu_dir, &endpoint)?;
     let moto_log = fs::File::create(work.join("moto.log"))?;
-    let server = Command::new(&moto_server)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+    let server = Command::new(moto_server.with_file_name("python"))
+        .args([
+            "-c",
+            MOTO_SERVER,
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
         .env("MOTO_ALLOW_NONEXISTENT_REGION", "false")
         .stdout(moto_log.try_clone()?)
         .stderr(moto_log)
@@ -187,6 +230,18 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
         .to_string();
     let t = Instant::now();
     let session = assume_deploy_role(&moto_server, &endpoint, &role_arn)?;
+    // assume_deploy_role rewrote moto's copy of the role's three policies (Allow actions on "*",
+    // moto's names added), so the deploy role's plan would see them differ from the
+    // configuration; in AWS they are as applied, and the deploy role cannot write them (CI
+    // path). Ignored in the copy for these steps only.
+    fs::write(
+        tofu_dir.join("modules/ci_access/rehearsal_deploy_role_override.tf"),
+        override_blocks(
+            "aws_iam_policy",
+            &["read", "write_data", "write_compute"],
+            "lifecycle {\n    ignore_changes = [policy]\n  }",
+        ),
+    )?;
     // From here on every request must be signed by known credentials and allowed by the caller's
     // policies (moto's INITIAL_NO_AUTH_ACTION_COUNT, reset through its management API).
     post_text(&format!("{endpoint}/moto-api/reset-auth"), "0")?;
@@ -227,16 +282,13 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
         tofu_dir.join("modules/consumer/rehearsal_teardown_override.tf"),
         "resource \"aws_dynamodb_table\" \"this\" {\n  deletion_protection_enabled = false\n}\n",
     )?;
-    let mut buckets = String::new();
-    for bucket in ["access_logs", "data", "athena_results"] {
-        let _ = writeln!(
-            buckets,
-            "resource \"aws_s3_bucket\" \"{bucket}\" {{\n  force_destroy = true\n}}\n"
-        );
-    }
     fs::write(
         tofu_dir.join("modules/storage/rehearsal_teardown_override.tf"),
-        buckets,
+        override_blocks(
+            "aws_s3_bucket",
+            &["access_logs", "data", "athena_results"],
+            "force_destroy = true",
+        ),
     )?;
     let mut teardown_args = vec!["apply", "-auto-approve"];
     teardown_args.extend_from_slice(&var_args);
@@ -438,6 +490,15 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// One `resource "<kind>" "<name>" { <body> }` block per name, for an override file.
+fn override_blocks(kind: &str, names: &[&str], body: &str) -> String {
+    let mut blocks = String::new();
+    for name in names {
+        let _ = writeln!(blocks, "resource \"{kind}\" \"{name}\" {{\n  {body}\n}}\n");
+    }
+    blocks
+}
+
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -616,7 +677,9 @@ role = sys.argv[2].rsplit("/", 1)[1]
 # (only S3 buckets, IAM roles, SQS queues and STS roles get their ARN), treats conditions of
 # identity policies as met, ignores permissions boundaries, and names API Gateway and CloudWatch
 # calls by operation (apigateway:GetRestApi, monitoring:PutMetricAlarm) where IAM uses
-# apigateway:GET and cloudwatch:PutMetricAlarm. moto's copy of the role's policies is therefore
+# apigateway:GET and cloudwatch:PutMetricAlarm; S3 HeadBucket is s3:HeadBucket to moto
+# (ACTION_MAP in moto/s3/responses.py), an action IAM does not have: AWS authorises HeadBucket
+# as s3:ListBucket (S3 API Reference, HeadBucket: Permissions). moto's copy of the role's policies is therefore
 # rewritten to what moto can check: every Allow statement's actions on "*", with moto's names
 # added; Deny statements are dropped (moto would apply them without their conditions). What is
 # left proves that every call the deploy role makes is among its allowed actions, no more.
@@ -636,6 +699,8 @@ def widen(doc):
                 extra += ["apigateway:" + n for n in VERBS.get(name, [])]
             if service == "cloudwatch":
                 extra.append("monitoring:" + name)
+            if a == "s3:ListBucket":
+                extra.append("s3:HeadBucket")
         out.append({"Effect": "Allow", "Action": sorted(set(actions + extra)), "Resource": "*"})
     return {"Version": "2012-10-17", "Statement": out}
 for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
