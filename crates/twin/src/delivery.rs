@@ -48,6 +48,7 @@ pub fn delivery_stream_name(prefix: &str, table: Table) -> String {
 }
 
 /// A delivery stream, ready to [`run`](Delivery::run).
+#[derive(Clone)]
 pub struct Delivery {
     /// The table it feeds.
     pub table: Table,

@@ -103,6 +103,21 @@ pub struct ShardMapping<F> {
     pub stats: Arc<MappingStats>,
 }
 
+// By hand: a derive would ask for `F: Clone`, and only the `Arc` is cloned.
+impl<F> Clone for ShardMapping<F> {
+    fn clone(&self) -> Self {
+        ShardMapping {
+            stream: self.stream.clone(),
+            shard: self.shard,
+            settings: self.settings.clone(),
+            function: self.function.clone(),
+            function_name: self.function_name.clone(),
+            bucket: self.bucket.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+}
+
 impl<F: StreamFunction> ShardMapping<F> {
     /// Runs until `shutdown` (an invocation in flight finishes first).
     pub async fn run(self, shutdown: CancellationToken) {

@@ -188,7 +188,11 @@ impl Twin {
                 bucket: bucket.clone(),
                 stats: mapping_stats.clone(),
             };
-            workers.push(tokio::spawn(mapping.run(shutdown.clone())));
+            let name = format!("consumer mapping, {}", crate::stream::shard_id(shard));
+            let stop = shutdown.clone();
+            workers.push(tokio::spawn(supervise(name, shutdown.clone(), move || {
+                mapping.clone().run(stop.clone())
+            })));
         }
         let (flush, flush_requests) = watch::channel(0u64);
         let buffering_interval = options
@@ -208,14 +212,22 @@ impl Twin {
                 settings: settings.delivery.clone(),
                 buffering_interval,
             };
-            workers.push(tokio::spawn(
-                delivery.run(shutdown.clone(), flush_requests.clone()),
-            ));
+            let (stop, flush) = (shutdown.clone(), flush_requests.clone());
+            workers.push(tokio::spawn(supervise(
+                delivery.name.clone(),
+                shutdown.clone(),
+                move || delivery.clone().run(stop.clone(), flush.clone()),
+            )));
         }
-        workers.push(tokio::spawn(retention(
+        let (trimmed, period, stop) = (
             stream.clone(),
             Duration::from_secs(u64::from(settings.stream.retention_hours) * 3600),
             shutdown.clone(),
+        );
+        workers.push(tokio::spawn(supervise(
+            "retention".to_owned(),
+            shutdown.clone(),
+            move || retention(trimmed.clone(), period, stop.clone()),
         )));
 
         let shared = Arc::new(Shared {
@@ -386,6 +398,39 @@ async fn status_route(State(shared): State<Arc<Shared>>) -> axum::response::Resp
 
 /// Trims records older than the retention period, every minute (on a blocking thread: redb's
 /// calls block, and the async workers serve the API).
+/// How long a supervised task that panicked waits before it starts again.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// Runs the task `start` makes until it returns (at shutdown). A panic is logged once with the
+/// task's name and the task starts again after [`RESTART_DELAY`] from its saved checkpoints
+/// (records read but not yet checkpointed are read again: at-least-once, as after a crash), so
+/// a panic in one table's delivery or one shard's mapping never silently stops it.
+async fn supervise<S, T>(name: String, shutdown: CancellationToken, start: S)
+where
+    S: Fn() -> T,
+    T: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        match tokio::spawn(start()).await {
+            Ok(()) => return,
+            Err(error) if error.is_panic() => {
+                let panic = error.into_panic();
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|text| (*text).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(task = %name, panic = %message, "task panicked; starting it again");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(RESTART_DELAY) => {}
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
 async fn retention(stream: Stream, period: Duration, shutdown: CancellationToken) {
     loop {
         let cutoff = chrono::Utc::now().timestamp_millis() as u64;
@@ -420,4 +465,46 @@ fn api_key(data_dir: &Path) -> Result<String> {
     let key = format!("local-{}", uuid::Uuid::new_v4().simple());
     std::fs::write(&path, &key)?;
     Ok(key)
+}
+
+#[cfg(test)]
+mod supervision_tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    /// A task that panics is started again (after the delay) until it returns normally.
+    #[tokio::test]
+    async fn a_panicking_task_is_started_again() {
+        let starts = Arc::new(AtomicU32::new(0));
+        let counted = starts.clone();
+        supervise("test".to_owned(), CancellationToken::new(), move || {
+            let starts = counted.clone();
+            async move {
+                if starts.fetch_add(1, Ordering::SeqCst) < 2 {
+                    panic!("boom");
+                }
+            }
+        })
+        .await;
+        assert_eq!(starts.load(Ordering::SeqCst), 3);
+    }
+
+    /// Shutdown during the restart delay ends the supervisor instead of restarting.
+    #[tokio::test]
+    async fn shutdown_ends_a_restart_wait() {
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let starts = Arc::new(AtomicU32::new(0));
+        let counted = starts.clone();
+        supervise("test".to_owned(), shutdown, move || {
+            let starts = counted.clone();
+            async move {
+                starts.fetch_add(1, Ordering::SeqCst);
+                panic!("always");
+            }
+        })
+        .await;
+        assert_eq!(starts.load(Ordering::SeqCst), 1);
+    }
 }
