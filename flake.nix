@@ -27,14 +27,10 @@
         "aarch64-darwin"
       ];
 
-      # The Lambdas' binaries, which are also the zips' names (tofu/main.tf deploys <name>.zip).
-      lambdaNames = [
-        "consumer"
-        "transform-orders"
-        "transform-product-details"
-        "transform-purchase-details"
-        "transform-shipping-addresses"
-      ];
+      # The Lambdas' binaries, which are also the zips' names and the function names after the
+      # prefix: tofu/lambdas.json, the one list OpenTofu, xtask, the twin and CI read too.
+      lambdaFile = builtins.fromJSON (builtins.readFile ./tofu/lambdas.json);
+      lambdaNames = [ lambdaFile.consumer ] ++ builtins.attrValues lambdaFile.transformers;
 
       # Lambda runs provided.al2023 on Graviton: aarch64 with glibc 2.34.
       lambdaTarget = "aarch64-unknown-linux-gnu";
@@ -88,8 +84,8 @@
           # What cargo sees. The whole workspace in every derivation: Cargo.toml names its
           # default-members by path, so leaving a crate out of a per-crate fileset would break
           # cargo itself. crates/domain includes ../../../sql/tables.json and schema/ at compile
-          # time, the twin sql/queries/ and tofu/pipeline.json (the settings shared with
-          # OpenTofu), so they are sources too.
+          # time, the twin sql/queries/, tofu/pipeline.json (the settings shared with OpenTofu)
+          # and tofu/lambdas.json (the Lambdas' names, also read by xtask), so they are sources too.
           cargoSources = [
             ./Cargo.toml
             ./Cargo.lock
@@ -99,6 +95,7 @@
             ./crates/domain/schema
             ./sql
             ./tofu/pipeline.json
+            ./tofu/lambdas.json
           ];
           src = lib.fileset.toSource {
             root = ./.;

@@ -11,6 +11,10 @@ locals {
   table_file      = jsondecode(file(local.table_file_path))
   tables          = { for table in local.table_file.tables : table.name => table }
 
+  # The Lambdas' names: Cargo binary, zip in dist/lambdas and function name after the prefix
+  # (docs/design.md section 7), also read by the flake, xtask, the twin and CI.
+  lambdas = jsondecode(file("${path.module}/lambdas.json"))
+
   name_prefix = "orderflow-${var.environment}"
   # IAM path of every workload role: the CI deploy role may only manage roles under it.
   iam_path = "/orderflow/${var.environment}/"
@@ -82,7 +86,8 @@ module "consumer" {
   iam_path                 = local.iam_path
   permissions_boundary_arn = module.ci_access.workload_boundary_policy_arn
   kms_key_arn              = module.encryption.key_arn
-  lambda_zip               = "${local.dist_dir}/consumer.zip"
+  function_name            = "${local.name_prefix}-${local.lambdas.consumer}"
+  lambda_zip               = "${local.dist_dir}/${local.lambdas.consumer}.zip"
   stream_arn               = module.stream.stream_arn
   stream_consumer_arn      = module.stream.stream_consumer_arn
   settings                 = local.pipeline.consumer
@@ -95,7 +100,7 @@ module "catalog" {
   database_name              = "${local.table_file.database_prefix}${var.environment}"
   table_file_path            = local.table_file_path
   data_bucket_name           = module.storage.data_bucket_name
-  partition_projection_years = var.partition_projection_years
+  partition_projection_years = local.pipeline.athena.partition_projection_years
 }
 
 module "delivery" {
@@ -108,8 +113,8 @@ module "delivery" {
   table_name               = each.key
   glue_database_name       = module.catalog.database_name
   glue_table_name          = module.catalog.table_names[each.key]
-  # Cargo binary names: transform-<table name with dashes> (crates/transformer/Cargo.toml).
-  lambda_zip         = "${local.dist_dir}/transform-${replace(each.key, "_", "-")}.zip"
+  transformer_name   = "${local.name_prefix}-${local.lambdas.transformers[each.key]}"
+  lambda_zip         = "${local.dist_dir}/${local.lambdas.transformers[each.key]}.zip"
   stream_arn         = module.stream.stream_arn
   data_bucket_arn    = module.storage.data_bucket_arn
   kms_key_arn        = module.encryption.key_arn

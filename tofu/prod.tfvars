@@ -21,9 +21,3 @@ manage_api_gateway_account = true
 # Team addresses (each must confirm the SNS subscription). This file is committed: prefer a
 # distribution list to personal addresses.
 alarm_email_addresses = []
-
-# Years Athena's partition projection enumerates (rows outside are stored but invisible).
-partition_projection_years = {
-  first = 2020
-  last  = 2040
-}

@@ -78,23 +78,6 @@ variable "manage_api_gateway_account" {
   default     = true
 }
 
-variable "partition_projection_years" {
-  description = "First and last year Athena's partition projection enumerates. Rows whose order_date falls outside are stored but invisible to Athena; a wider range makes queries without a year filter slower."
-  type = object({
-    first = number
-    last  = number
-  })
-  default = {
-    first = 2020
-    last  = 2040
-  }
-
-  validation {
-    condition     = var.partition_projection_years.first >= 1970 && var.partition_projection_years.last >= var.partition_projection_years.first && var.partition_projection_years.last <= 9999
-    error_message = "partition_projection_years needs 1970 <= first <= last <= 9999."
-  }
-}
-
 variable "alarm_email_addresses" {
   description = "E-mail addresses subscribed to the alarm topic (each must confirm the subscription)."
   type        = list(string)

@@ -595,7 +595,6 @@ fn both_workflows_and_the_first_apply_use_the_committed_prod_variables() {
         "create_github_oidc_provider",
         "manage_api_gateway_account",
         "alarm_email_addresses",
-        "partition_projection_years",
     ] {
         assert!(set.contains(name), "{tfvars_path} must set `{name}`");
     }

@@ -7,7 +7,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use hcl::expr::Expression;
+use hcl::expr::{Expression, TraversalOperator};
 use hcl::template::Element;
 use orderflow_domain::{Partition, Table, table_file};
 use support::{
@@ -504,8 +504,22 @@ fn render_zip_name(expr: &Expression, each_key: Option<&str>) -> String {
                 if is_traversal(expr, &["local", "dist_dir"]) {
                     continue;
                 }
+                // The names file (tofu/lambdas.json): `local.lambdas.consumer` and
+                // `local.lambdas.transformers[each.key]`.
+                let lambdas = read_json("tofu/lambdas.json");
+                if is_traversal(expr, &["local", "lambdas", "consumer"]) {
+                    name.push_str(lambdas["consumer"].as_str().expect("a name"));
+                    continue;
+                }
                 let key = each_key.expect("each.key is used only in for_each modules");
-                if is_traversal(expr, &["each", "key"]) {
+                if let Expression::Traversal(traversal) = expr
+                    && traversal_path(expr)
+                        .is_some_and(|p| p == ["local", "lambdas", "transformers"])
+                    && let [.., TraversalOperator::Index(index)] = traversal.operators.as_slice()
+                    && is_traversal(index, &["each", "key"])
+                {
+                    name.push_str(lambdas["transformers"][key].as_str().expect("a name"));
+                } else if is_traversal(expr, &["each", "key"]) {
                     name.push_str(key);
                 } else if let Some(args) = func_call(expr, "replace")
                     && is_traversal(&args[0], &["each", "key"])

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
@@ -197,6 +197,61 @@ pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Res
     Ok(())
 }
 
+/// How often the status may count the items while the consumer is writing.
+pub const RECOUNT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The item count the status shows, without a full `Scan` per status request: a count is reused
+/// while the consumer's checkpoints have not moved since it started (then it is exact), and,
+/// while the consumer is writing, for [`RECOUNT_INTERVAL`] after it was taken. One count runs at
+/// a time; concurrent requests wait for it and share it. So a polling console costs at most
+/// one `Scan` a second, and none while the pipeline is idle.
+#[derive(Debug, Default)]
+pub struct ItemCounter {
+    last: tokio::sync::Mutex<Option<Counted>>,
+}
+
+#[derive(Debug)]
+struct Counted {
+    checkpoints: Vec<u64>,
+    items: u64,
+    at: Instant,
+}
+
+impl ItemCounter {
+    /// The item count, given the consumer's `checkpoints` read before this call; `count` counts
+    /// when the last count cannot be reused.
+    pub async fn items<F: Future<Output = Result<u64>>>(
+        &self,
+        checkpoints: Vec<u64>,
+        count: impl FnOnce() -> F,
+    ) -> Result<u64> {
+        self.items_at(Instant::now(), checkpoints, count).await
+    }
+
+    /// [`items`](Self::items) at the time `now`.
+    async fn items_at<F: Future<Output = Result<u64>>>(
+        &self,
+        now: Instant,
+        checkpoints: Vec<u64>,
+        count: impl FnOnce() -> F,
+    ) -> Result<u64> {
+        let mut last = self.last.lock().await;
+        if let Some(counted) = &*last
+            && (counted.checkpoints == checkpoints
+                || now.saturating_duration_since(counted.at) < RECOUNT_INTERVAL)
+        {
+            return Ok(counted.items);
+        }
+        let items = count().await?;
+        *last = Some(Counted {
+            checkpoints,
+            items,
+            at: now,
+        });
+        Ok(items)
+    }
+}
+
 /// The number of items in the table (a paginated `Scan` with `Select=COUNT`).
 pub async fn count_items(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<u64> {
     let mut count = 0u64;
@@ -218,5 +273,64 @@ pub async fn count_items(client: &aws_sdk_dynamodb::Client, table: &str) -> Resu
             Some(key) if !key.is_empty() => start = Some(key),
             _ => return Ok(count),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Issue 11, item 10: the status no longer scans the table per request. An idle consumer
+    /// (same checkpoints) reuses the exact count; a moving one recounts at most once per
+    /// [`RECOUNT_INTERVAL`]; after it settles, the next status counts again, so the count
+    /// catches up with the last write.
+    #[tokio::test]
+    async fn the_status_counts_items_once_per_checkpoint_move_and_interval() {
+        let counter = ItemCounter::default();
+        let scans = AtomicU64::new(0);
+        let table = AtomicU64::new(10);
+        let count = || async {
+            scans.fetch_add(1, Ordering::SeqCst);
+            Ok(table.load(Ordering::SeqCst))
+        };
+        let start = Instant::now();
+        let at = |seconds: u64| start + RECOUNT_INTERVAL * u32::try_from(seconds).unwrap();
+        let items = async |now, checkpoints: [u64; 2]| {
+            counter
+                .items_at(now, checkpoints.to_vec(), count)
+                .await
+                .unwrap()
+        };
+        assert_eq!(items(at(0), [5, 5]).await, 10);
+        for _ in 0..100 {
+            assert_eq!(items(at(50), [5, 5]).await, 10);
+        }
+        assert_eq!(scans.load(Ordering::SeqCst), 1, "idle: one scan in all");
+
+        // The consumer writes: within the interval after a count, that count is shown.
+        table.store(12, Ordering::SeqCst);
+        assert_eq!(
+            counter.items_at(at(50), vec![6, 5], count).await.unwrap(),
+            12
+        );
+        assert_eq!(
+            scans.load(Ordering::SeqCst),
+            2,
+            "moved and the last count is old"
+        );
+        table.store(13, Ordering::SeqCst);
+        assert_eq!(items(at(50), [7, 5]).await, 12);
+        assert_eq!(
+            scans.load(Ordering::SeqCst),
+            2,
+            "moved, but counted within the interval"
+        );
+
+        // It settles: the first status after the interval counts again, and that count is then
+        // reused for as long as nothing moves.
+        assert_eq!(items(at(51), [8, 5]).await, 13);
+        assert_eq!(items(at(90), [8, 5]).await, 13);
+        assert_eq!(scans.load(Ordering::SeqCst), 3);
     }
 }

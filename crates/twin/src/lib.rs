@@ -15,10 +15,12 @@
 //! - [`sql`]: DataFusion over the bucket;
 //! - [`status`]: where every record is.
 //!
-//! [`settings`] reads the pipeline settings OpenTofu deploys with; [`twin`] starts and stops it all.
+//! [`settings`] reads the pipeline settings OpenTofu deploys with; [`twin`] starts and stops it all;
+//! [`data_folder`] says whether this twin can open a data folder (its format).
 
 pub mod bucket;
 pub mod columnar;
+pub mod data_folder;
 pub mod delivery;
 pub mod dynamodb;
 pub mod esm;

@@ -175,9 +175,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 (None, Some(sql)) => sql,
                 (None, None) => bail!("give a SQL file or --sql"),
             };
+            orderflow_twin::data_folder::check(&cli.data_dir)?;
             let context = sql::session(
                 &cli.data_dir.join("bucket"),
                 &settings.delivery.file_extension,
+                settings.athena.partition_projection_years,
             )
             .await?;
             let result = sql::run(&context, &text).await?;
@@ -381,7 +383,12 @@ async fn demo_steps(
     );
 
     // A new session: a session lists each table's files once.
-    let context = sql::session(twin.bucket().root(), &settings.delivery.file_extension).await?;
+    let context = sql::session(
+        twin.bucket().root(),
+        &settings.delivery.file_extension,
+        settings.athena.partition_projection_years,
+    )
+    .await?;
     let queries = sql::queries(Some(&demo.queries))?;
     for (name, text) in queries {
         let result = sql::run(&context, &text)
@@ -413,8 +420,12 @@ struct Counts {
 
 impl Counts {
     async fn of(twin: &Twin, settings: &PipelineSettings) -> Result<Self> {
-        let context =
-            &sql::session(twin.bucket().root(), &settings.delivery.file_extension).await?;
+        let context = &sql::session(
+            twin.bucket().root(),
+            &settings.delivery.file_extension,
+            settings.athena.partition_projection_years,
+        )
+        .await?;
         let dynamodb =
             orderflow_twin::dynamodb::count_items(twin.dynamodb(), &twin.endpoints.table).await?;
         let count = async |table: &str| -> Result<u64> {
@@ -455,6 +466,7 @@ async fn current_status(data_dir: &Path, settings: &PipelineSettings) -> Result<
             return Ok(response.json().await?);
         }
     }
+    orderflow_twin::data_folder::check(data_dir)?;
     let stream = orderflow_twin::twin::open_stream(data_dir, settings)?;
     let bucket = orderflow_twin::bucket::Bucket::local(&data_dir.join("bucket"))?;
     let status = status::collect(&stream, &bucket, &settings.delivery.file_extension, None).await;

@@ -11,6 +11,34 @@ use serde::Deserialize;
 /// `tofu/pipeline.json` as built into the binary; `--settings FILE` reads another copy.
 pub const PIPELINE_JSON: &str = include_str!("../../../tofu/pipeline.json");
 
+/// `tofu/lambdas.json`, the Lambdas' names (also read by OpenTofu, the flake, xtask and CI):
+/// each is a Cargo binary, its zip and the function's name after the resource prefix.
+pub const LAMBDAS_JSON: &str = include_str!("../../../tofu/lambdas.json");
+
+/// The Lambdas' names, from [`LAMBDAS_JSON`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct LambdaNames {
+    /// The consumer's name.
+    pub consumer: String,
+    /// Each table's transformer, by table name.
+    pub transformers: std::collections::BTreeMap<String, String>,
+}
+
+impl LambdaNames {
+    /// The names built into the binary.
+    pub fn built_in() -> Self {
+        serde_json::from_str(LAMBDAS_JSON).expect("tofu/lambdas.json is valid (tested)")
+    }
+
+    /// The transformer of `table`.
+    pub fn transformer(&self, table: orderflow_domain::Table) -> &str {
+        self.transformers
+            .get(table.name())
+            .map(String::as_str)
+            .expect("tofu/lambdas.json names a transformer for every table (tested)")
+    }
+}
+
 /// The settings the twin uses (the file holds more, for OpenTofu only).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct PipelineSettings {
@@ -22,6 +50,8 @@ pub struct PipelineSettings {
     pub delivery: DeliverySettings,
     /// The ingestion API.
     pub api: ApiSettings,
+    /// Athena (the twin's SQL).
+    pub athena: AthenaSettings,
 }
 
 /// Stream settings.
@@ -100,6 +130,23 @@ pub struct DeliverySettings {
 pub struct ApiSettings {
     /// Orders per batch request at most.
     pub max_batch_orders: usize,
+}
+
+/// Athena settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct AthenaSettings {
+    /// The years Athena's partition projection enumerates; the twin's SQL tables show only
+    /// these, as Athena does.
+    pub partition_projection_years: YearRange,
+}
+
+/// A range of years, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct YearRange {
+    /// The first year.
+    pub first: u32,
+    /// The last year.
+    pub last: u32,
 }
 
 impl PipelineSettings {
@@ -193,6 +240,15 @@ impl PipelineSettings {
             60,
             900,
         );
+        // The catalog module's validation (tofu/modules/catalog/variables.tf): four-digit years,
+        // the `digits = 4` of the projection.
+        let years = self.athena.partition_projection_years;
+        if !(1970 <= years.first && years.first <= years.last && years.last <= 9999) {
+            problems.push(format!(
+                "athena.partition_projection_years is {} to {}: needs 1970 <= first <= last <= 9999",
+                years.first, years.last
+            ));
+        }
         if c.maximum_record_age_seconds != -1
             && !(60..=604_800).contains(&c.maximum_record_age_seconds)
         {
@@ -276,6 +332,10 @@ mod tests {
             |v| v["delivery"]["processor_buffer_interval_seconds"] = 10.into(),
             "processor_buffer_interval_seconds is 10",
         );
+        refused(
+            |v| v["athena"]["partition_projection_years"]["first"] = 2050.into(),
+            "athena.partition_projection_years is 2050 to 2040",
+        );
 
         let infinite = with(|v| {
             v["consumer"]["maximum_retry_attempts"] = (-1).into();
@@ -290,6 +350,15 @@ mod tests {
             built_in.consumer.max_record_age(),
             Some(Duration::from_secs(3600))
         );
+    }
+
+    #[test]
+    fn every_table_has_a_transformer_name() {
+        let names = LambdaNames::built_in();
+        for table in orderflow_domain::Table::ALL {
+            assert!(!names.transformer(table).is_empty());
+        }
+        assert_eq!(names.transformers.len(), orderflow_domain::Table::ALL.len());
     }
 
     #[test]

@@ -1,5 +1,11 @@
 //! SQL over the bucket with DataFusion: the four tables of the table file, registered with their
 //! Hive partition columns, so a filter on `year`/`month`/`day` reads only those folders.
+//!
+//! Athena finds partitions by partition projection (`tofu/modules/catalog/main.tf`): integer
+//! ranges with zero-padding, years from `athena.partition_projection_years`, months 1 to 12, days
+//! 1 to 31. A folder outside those ranges (`year=2019`, `month=6`) is stored but invisible to
+//! Athena. So each table here is a view that applies the same projection over the raw listing
+//! table, which stays reachable as `bucket.<table>` to see what the bucket holds.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,6 +15,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::catalog::MemorySchemaProvider;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -17,19 +24,33 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use orderflow_domain::{Table, table_file};
 
 use crate::columnar::table_schema;
+use crate::settings::YearRange;
+
+/// The schema holding the raw listing tables (every folder of the bucket).
+pub const RAW_SCHEMA: &str = "bucket";
 
 /// The queries shipped with the project (`sql/queries/*.sql`), built into the binary: name and text.
 pub const BUILT_IN_QUERIES: &[(&str, &str)] = &include!(concat!(env!("OUT_DIR"), "/queries.rs"));
 
-/// A session with the four tables registered over the bucket folder `root`.
-pub async fn session(root: &Path, file_extension: &str) -> Result<SessionContext> {
+/// A session with the four tables registered over the bucket folder `root`, each showing the
+/// partitions Athena's projection over `years` shows (module docs).
+pub async fn session(
+    root: &Path,
+    file_extension: &str,
+    years: YearRange,
+) -> Result<SessionContext> {
     let context =
         SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
-    let partition_columns: Vec<(String, DataType)> = table_file()
-        .partition_keys
+    let partition_keys = &table_file().partition_keys;
+    let partition_columns: Vec<(String, DataType)> = partition_keys
         .iter()
         .map(|column| (column.name.clone(), DataType::Utf8))
         .collect();
+    context
+        .catalog("datafusion")
+        .context("DataFusion's default catalog")?
+        .register_schema(RAW_SCHEMA, Arc::new(MemorySchemaProvider::new()))?;
+    let projection = projection_filter(partition_keys, years)?;
     for table in Table::ALL {
         let folder = root.join(table.name());
         std::fs::create_dir_all(&folder)
@@ -41,9 +62,47 @@ pub async fn session(root: &Path, file_extension: &str) -> Result<SessionContext
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)
             .with_schema(table_schema(table));
-        context.register_table(table.name(), Arc::new(ListingTable::try_new(config)?))?;
+        let raw = format!("{RAW_SCHEMA}.{}", table.name());
+        context.register_table(raw.as_str(), Arc::new(ListingTable::try_new(config)?))?;
+        run(
+            &context,
+            &format!(
+                "CREATE VIEW \"{}\" AS SELECT * FROM {raw} WHERE {projection}",
+                table.name()
+            ),
+        )
+        .await
+        .with_context(|| format!("creating the view {}", table.name()))?;
     }
     Ok(context)
+}
+
+/// The SQL condition Athena's projection puts on the partition columns (in path order: year with
+/// four digits in `years`, month with two digits 1 to 12, day with two digits 1 to 31; the ranges
+/// and digits of `tofu/modules/catalog/main.tf`). Zero-padded values of equal length compare as
+/// text the way they compare as numbers.
+fn projection_filter(keys: &[orderflow_domain::Column], years: YearRange) -> Result<String> {
+    let ranges = [
+        (format!("{:04}", years.first), format!("{:04}", years.last)),
+        ("01".to_owned(), "12".to_owned()),
+        ("01".to_owned(), "31".to_owned()),
+    ];
+    anyhow::ensure!(
+        keys.len() == ranges.len(),
+        "sql/tables.json must have exactly the year, month and day partition keys the projection describes"
+    );
+    Ok(keys
+        .iter()
+        .zip(ranges)
+        .map(|(key, (first, last))| {
+            format!(
+                "character_length(\"{name}\") = {digits} AND \"{name}\" BETWEEN '{first}' AND '{last}'",
+                name = key.name,
+                digits = first.len()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" AND "))
 }
 
 /// The result of one query.
@@ -155,5 +214,87 @@ pub fn queries(dir: Option<&Path>) -> Result<Vec<(String, String)>> {
             .iter()
             .map(|(name, text)| ((*name).to_owned(), (*text).to_owned()))
             .collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::columnar::RowBatchBuilder;
+    use crate::delivery::parquet_bytes;
+    use orderflow_domain::{GeneratorConfig, OrderGenerator};
+
+    /// Issue 11, item 10: Athena's partition projection hides folders outside its ranges (years
+    /// not in `athena.partition_projection_years`, months and days without zero-padding); the
+    /// twin's tables hide the same ones, and `bucket.<table>` still shows every folder.
+    #[tokio::test]
+    async fn tables_show_only_the_partitions_athenas_projection_shows() {
+        let root = tempfile::tempdir().unwrap();
+        let mut generator = OrderGenerator::new(GeneratorConfig::fixed(7));
+        let folders = [
+            ("year=2020/month=01/day=01", true),
+            ("year=2040/month=12/day=31", true),
+            ("year=2019/month=12/day=31", false),
+            ("year=2041/month=01/day=01", false),
+            ("year=2024/month=6/day=08", false),
+            ("year=2024/month=13/day=08", false),
+            ("year=2024/month=06/day=32", false),
+            ("year=02024/month=06/day=08", false),
+        ];
+        for (folder, _) in folders {
+            let mut rows = Vec::new();
+            let count = Table::Orders.write_rows(&generator.next_order(), &mut rows);
+            let mut builder = RowBatchBuilder::new(Table::Orders);
+            assert_eq!(builder.push_record(&rows), Ok(count));
+            let dir = root.path().join("orders").join(folder);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(
+                dir.join("part.parquet"),
+                parquet_bytes(&builder.finish()).unwrap(),
+            )
+            .unwrap();
+        }
+        let years = YearRange {
+            first: 2020,
+            last: 2040,
+        };
+        let context = session(root.path(), ".parquet", years).await.unwrap();
+        let seen = |sql: &str| {
+            let context = context.clone();
+            let sql = sql.to_owned();
+            async move {
+                let result = run(&context, &sql).await.unwrap();
+                let rows = result.to_json().unwrap();
+                rows.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|row| {
+                        format!(
+                            "year={}/month={}/day={}",
+                            row["year"].as_str().unwrap(),
+                            row["month"].as_str().unwrap(),
+                            row["day"].as_str().unwrap()
+                        )
+                    })
+                    .collect::<std::collections::BTreeSet<_>>()
+            }
+        };
+        let visible: std::collections::BTreeSet<_> = folders
+            .iter()
+            .filter(|(_, visible)| *visible)
+            .map(|(folder, _)| (*folder).to_owned())
+            .collect();
+        assert_eq!(seen("SELECT year, month, day FROM orders").await, visible);
+        assert_eq!(
+            seen("SELECT year, month, day FROM bucket.orders")
+                .await
+                .len(),
+            folders.len()
+        );
+        // A filter on the partition columns still works through the view.
+        assert_eq!(
+            seen("SELECT year, month, day FROM orders WHERE year = '2040'").await,
+            ["year=2040/month=12/day=31".to_owned()].into()
+        );
     }
 }

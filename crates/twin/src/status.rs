@@ -24,7 +24,9 @@ use crate::stream::{Stream, hash_key_range, sequence_number, shard_id};
 pub struct Status {
     /// The stream's shards.
     pub shards: Vec<ShardStatus>,
-    /// Items in the DynamoDB table, when it could be reached.
+    /// Items in the DynamoDB table, when it could be reached. A running twin counts at most
+    /// once a second ([`crate::dynamodb::ItemCounter`]): exact once the consumer is idle, up to a
+    /// second old while it writes.
     pub dynamodb_items: Option<u64>,
     /// Parquet files per table.
     pub tables: Vec<TableStatus>,

@@ -104,6 +104,7 @@ struct Shared {
     scanned: tokio::sync::OnceCell<()>,
     dynamodb: aws_sdk_dynamodb::Client,
     table: String,
+    items: dynamodb::ItemCounter,
 }
 
 impl Shared {
@@ -113,8 +114,15 @@ impl Shared {
             .await?;
         // Items are counted after the checkpoints are read, so that a status showing the consumer
         // caught up also counts every item it wrote (counting first could miss the last batch).
+        let checkpoints = (0..self.stream.shard_count())
+            .map(|shard| self.stream.checkpoint(crate::esm::READER, shard))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut status = status::from_counters(&self.stream, &self.tally, None)?;
-        status.dynamodb_items = dynamodb::count_items(&self.dynamodb, &self.table)
+        status.dynamodb_items = self
+            .items
+            .items(checkpoints, || {
+                dynamodb::count_items(&self.dynamodb, &self.table)
+            })
             .await
             .ok();
         Ok(status)
@@ -145,10 +153,10 @@ impl Twin {
     /// Starts everything; returns once the API is listening.
     pub async fn start(options: TwinOptions) -> Result<Twin> {
         let data_dir = options.data_dir.clone();
-        std::fs::create_dir_all(&data_dir)
-            .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
+        crate::data_folder::open(&data_dir)?;
         let settings = options.settings.clone();
         let prefix = resource_prefix();
+        let lambdas = crate::settings::LambdaNames::built_in();
         let stream_name = stream_name();
         let table = format!("{prefix}-orders");
         let stream = open_stream(&data_dir, &settings)?;
@@ -184,7 +192,7 @@ impl Twin {
                 shard,
                 settings: settings.consumer.clone(),
                 function: function.clone(),
-                function_name: format!("{prefix}-consumer"),
+                function_name: format!("{prefix}-{}", lambdas.consumer),
                 bucket: bucket.clone(),
                 stats: mapping_stats.clone(),
             };
@@ -208,7 +216,7 @@ impl Twin {
                 ),
                 stream: stream.clone(),
                 bucket: bucket.clone(),
-                transformer: format!("{prefix}-transform-{}", table.name().replace('_', "-")),
+                transformer: format!("{prefix}-{}", lambdas.transformer(table)),
                 settings: settings.delivery.clone(),
                 buffering_interval,
             };
@@ -237,6 +245,7 @@ impl Twin {
             scanned: tokio::sync::OnceCell::new(),
             dynamodb: client,
             table: table.clone(),
+            items: dynamodb::ItemCounter::default(),
         });
         let router = orderflow_api::router(
             ApiConfig {

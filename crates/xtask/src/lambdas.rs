@@ -27,14 +27,59 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail, ensure};
 use sha2::{Digest, Sha256};
 
-/// The Lambda binaries, by crate: the zip of each is named after the binary.
-pub(crate) const LAMBDAS: [(&str, &str); 5] = [
-    ("orderflow-consumer", "consumer"),
-    ("orderflow-transformer", "transform-orders"),
-    ("orderflow-transformer", "transform-product-details"),
-    ("orderflow-transformer", "transform-purchase-details"),
-    ("orderflow-transformer", "transform-shipping-addresses"),
-];
+/// The Lambdas, read from `tofu/lambdas.json` (the list OpenTofu, the flake, the twin and CI
+/// read too): each name is a Cargo binary, its zip's name and the function's name after the
+/// resource prefix.
+#[derive(Debug)]
+pub(crate) struct Lambdas {
+    /// The consumer's name.
+    pub(crate) consumer: String,
+    /// Table -> transformer name, by table.
+    pub(crate) transformers: BTreeMap<String, String>,
+}
+
+impl Lambdas {
+    /// Reads `tofu/lambdas.json` of the repository.
+    pub(crate) fn read() -> Result<Self> {
+        let path = crate::root().join("tofu/lambdas.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        let text = |value: &serde_json::Value, key: &str| -> Result<String> {
+            value
+                .as_str()
+                .map(str::to_owned)
+                .with_context(|| format!("{}: {key} must be a string", path.display()))
+        };
+        let consumer = text(&value["consumer"], "consumer")?;
+        let transformers = value["transformers"]
+            .as_object()
+            .with_context(|| format!("{}: transformers must be an object", path.display()))?
+            .iter()
+            .map(|(table, name)| Ok((table.clone(), text(name, &format!("transformers.{table}"))?)))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            consumer,
+            transformers,
+        })
+    }
+
+    /// Every name, the consumer first.
+    pub(crate) fn names(&self) -> Vec<&str> {
+        std::iter::once(self.consumer.as_str())
+            .chain(self.transformers.values().map(String::as_str))
+            .collect()
+    }
+
+    /// The table a transformer writes, `None` for the consumer.
+    pub(crate) fn table_of(&self, name: &str) -> Option<&str> {
+        self.transformers
+            .iter()
+            .find(|(_, transformer)| *transformer == name)
+            .map(|(table, _)| table.as_str())
+    }
+}
 
 const TARGET: &str = "aarch64-unknown-linux-gnu";
 /// Amazon Linux 2023's glibc: no binary may need a newer symbol version.
@@ -252,6 +297,7 @@ fn cargo_home() -> PathBuf {
 
 /// Builds the Lambdas of the workspace at `src` into `out`.
 fn build(src: &Path, target_dir: &Path, out: &Path, options: &Options) -> Result<()> {
+    let lambdas = Lambdas::read()?;
     let started = Instant::now();
     let src = src.canonicalize()?;
     std::fs::create_dir_all(target_dir)?;
@@ -330,7 +376,7 @@ fn build(src: &Path, target_dir: &Path, out: &Path, options: &Options) -> Result
     }
     command
         .args(["--locked", "--release"])
-        .args(LAMBDAS.iter().flat_map(|(_, bin)| ["--bin", bin]))
+        .args(lambdas.names().into_iter().flat_map(|bin| ["--bin", bin]))
         .current_dir(&src)
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("CARGO_INCREMENTAL", "0")
@@ -353,7 +399,7 @@ fn build(src: &Path, target_dir: &Path, out: &Path, options: &Options) -> Result
     std::fs::create_dir_all(out)?;
     let mut sums = BTreeMap::new();
     let mut leaks = Vec::new();
-    for (_, bin) in LAMBDAS {
+    for bin in lambdas.names() {
         let binary = target_dir.join(TARGET).join("release").join(bin);
         let bytes =
             std::fs::read(&binary).with_context(|| format!("reading {}", binary.display()))?;

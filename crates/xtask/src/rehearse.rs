@@ -45,14 +45,6 @@ const SERVICES: &[&str] = &[
     "sqs",
     "sts",
 ];
-/// The Lambda zips the configuration deploys.
-const ZIPS: &[&str] = &[
-    "consumer",
-    "transform-orders",
-    "transform-product-details",
-    "transform-purchase-details",
-    "transform-shipping-addresses",
-];
 
 /// moto's server, started with the venv's Python (the same as its `moto_server` script) after
 /// one patch for moto gap 8, in this process only; the installed moto is not changed.
@@ -450,7 +442,7 @@ fn prepare_copy(root: &Path, work: &Path) -> Result<PathBuf> {
     let dist = work.join("dist/lambdas");
     fs::create_dir_all(&dist)?;
     let mut sums = String::new();
-    for name in ZIPS {
+    for name in crate::lambdas::Lambdas::read()?.names() {
         let mut bytes = std::io::Cursor::new(Vec::new());
         let mut zip = zip::ZipWriter::new(&mut bytes);
         zip.start_file(

@@ -309,7 +309,7 @@ fn firehose_event(records: &[Vec<u8>]) -> Vec<u8> {
 /// Extracts each zip's `bootstrap` into `dir/<name>/bootstrap`.
 fn unzip_all(dist: &Path, dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
-    for (_, name) in crate::lambdas::LAMBDAS {
+    for name in crate::lambdas::Lambdas::read()?.names() {
         let zip = std::fs::read(dist.join(format!("{name}.zip")))
             .with_context(|| format!("{name}.zip in {}", dist.display()))?;
         let mut archive = zip::ZipArchive::new(Cursor::new(zip))?;
@@ -347,6 +347,7 @@ pub(crate) fn smoke(root: &Path, dist: &Path) -> Result<()> {
     let started = Instant::now();
     let work = std::env::temp_dir().join(format!("orderflow-smoke-{}", std::process::id()));
     let functions = unzip_all(dist, &work)?;
+    let lambdas = crate::lambdas::Lambdas::read()?;
     let dynalite = Dynalite::start(root)?;
     let table = "orders-smoke";
     dynalite.call(
@@ -361,7 +362,7 @@ pub(crate) fn smoke(root: &Path, dist: &Path) -> Result<()> {
         ("AWS_SECRET_ACCESS_KEY", "test"),
     ];
     for (name, program) in &functions {
-        if name == "consumer" {
+        let Some(table_name) = lambdas.table_of(name) else {
             let batch = kinesis_event(&[
                 ("101", order("c1", "o1", "2024-06-08T18:05:03Z")),
                 ("102", b"{not json".to_vec()),
@@ -421,60 +422,59 @@ pub(crate) fn smoke(root: &Path, dist: &Path) -> Result<()> {
                 matches!(&replies[0], Reply::InitError(body) if body["errorMessage"].as_str().is_some_and(|m| m.contains("ORDERS_TABLE"))),
                 "a missing ORDERS_TABLE is an init error naming it",
             )?;
+            continue;
+        };
+        let event = firehose_event(&[
+            order("c1", "o1", "2024-06-08T23:30:00-02:00"),
+            b"garbage".to_vec(),
+            order("c2", "o2", "2024-01-31T00:00:00Z"),
+        ]);
+        let replies = invoke(program, true, vec![event, b"[]".to_vec()], 2, &[])?;
+        let Reply::Response(response) = &replies[0] else {
+            bail!("{name}: no response: {:?}", replies[0])
+        };
+        let records = response["records"].as_array().context("records")?;
+        let results: Vec<&str> = records
+            .iter()
+            .map(|r| r["result"].as_str().unwrap_or(""))
+            .collect();
+        check(
+            name,
+            results == ["Ok", "ProcessingFailed", "Ok"],
+            "one answer per record, in order",
+        )?;
+        check(
+            name,
+            records[0]["metadata"]["partitionKeys"]
+                == json!({"year": "2024", "month": "06", "day": "09"})
+                && records[2]["metadata"]["partitionKeys"]
+                    == json!({"year": "2024", "month": "01", "day": "31"}),
+            "partition keys are the UTC day of order_date",
+        )?;
+        let rows = B64.decode(records[0]["data"].as_str().unwrap_or(""))?;
+        let expected_rows = if table_name == "product_details" {
+            2
         } else {
-            let table_name = name.trim_start_matches("transform-").replace('-', "_");
-            let event = firehose_event(&[
-                order("c1", "o1", "2024-06-08T23:30:00-02:00"),
-                b"garbage".to_vec(),
-                order("c2", "o2", "2024-01-31T00:00:00Z"),
-            ]);
-            let replies = invoke(program, true, vec![event, b"[]".to_vec()], 2, &[])?;
-            let Reply::Response(response) = &replies[0] else {
-                bail!("{name}: no response: {:?}", replies[0])
-            };
-            let records = response["records"].as_array().context("records")?;
-            let results: Vec<&str> = records
-                .iter()
-                .map(|r| r["result"].as_str().unwrap_or(""))
-                .collect();
-            check(
-                name,
-                results == ["Ok", "ProcessingFailed", "Ok"],
-                "one answer per record, in order",
-            )?;
-            check(
-                name,
-                records[0]["metadata"]["partitionKeys"]
-                    == json!({"year": "2024", "month": "06", "day": "09"})
-                    && records[2]["metadata"]["partitionKeys"]
-                        == json!({"year": "2024", "month": "01", "day": "31"}),
-                "partition keys are the UTC day of order_date",
-            )?;
-            let rows = B64.decode(records[0]["data"].as_str().unwrap_or(""))?;
-            let expected_rows = if table_name == "product_details" {
-                2
-            } else {
-                1
-            };
-            check(
-                name,
-                rows.split(|b| *b == b'\n')
-                    .filter(|l| !l.is_empty())
-                    .count()
-                    == expected_rows,
-                "the table's rows as JSON lines",
-            )?;
-            check(
-                name,
-                B64.decode(records[1]["data"].as_str().unwrap_or(""))? == b"garbage",
-                "a failed record keeps its bytes",
-            )?;
-            check(
-                name,
-                matches!(replies[1], Reply::Error(_)),
-                "an invalid event is a Lambda error",
-            )?;
-        }
+            1
+        };
+        check(
+            name,
+            rows.split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count()
+                == expected_rows,
+            "the table's rows as JSON lines",
+        )?;
+        check(
+            name,
+            B64.decode(records[1]["data"].as_str().unwrap_or(""))? == b"garbage",
+            "a failed record keeps its bytes",
+        )?;
+        check(
+            name,
+            matches!(replies[1], Reply::Error(_)),
+            "an invalid event is a Lambda error",
+        )?;
     }
     let _ = std::fs::remove_dir_all(&work);
     eprintln!(
@@ -487,19 +487,20 @@ pub(crate) fn smoke(root: &Path, dist: &Path) -> Result<()> {
 /// Cold starts of the native release binaries: process start to first response, 20 runs each.
 pub(crate) fn coldstart(target_dir: &Path) -> Result<()> {
     let runs = 20;
-    for (_, name) in crate::lambdas::LAMBDAS {
+    let lambdas = crate::lambdas::Lambdas::read()?;
+    for name in lambdas.names() {
         let program = target_dir.join("release").join(name);
         ensure!(
             program.exists(),
             "{} is missing: cargo build --release --bins first",
             program.display()
         );
-        let event = if name == "consumer" {
+        let event = if lambdas.table_of(name).is_none() {
             kinesis_event(&[])
         } else {
             firehose_event(&[])
         };
-        let env: &[(&str, &str)] = if name == "consumer" {
+        let env: &[(&str, &str)] = if lambdas.table_of(name).is_none() {
             &[
                 ("ORDERS_TABLE", "t"),
                 ("AWS_ACCESS_KEY_ID", "test"),

@@ -2,7 +2,7 @@
 data "aws_region" "current" {}
 
 locals {
-  function_name = "${var.name_prefix}-consumer"
+  function_name = var.function_name
   # With enhanced fan-out the mapping reads through the stream's registered consumer.
   read_from_arn = var.settings.enhanced_fan_out ? var.stream_consumer_arn : var.stream_arn
 }

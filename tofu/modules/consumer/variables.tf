@@ -3,6 +3,11 @@ variable "name_prefix" {
   type        = string
 }
 
+variable "function_name" {
+  description = "The consumer Lambda's name: the prefix and the binary's name in tofu/lambdas.json."
+  type        = string
+}
+
 variable "iam_path" {
   description = "IAM path of the function's role."
   type        = string

@@ -6,7 +6,7 @@ data "aws_partition" "current" {}
 
 locals {
   name                = "${var.name_prefix}-${replace(var.table_name, "_", "-")}"
-  transformer_name    = "${var.name_prefix}-transform-${replace(var.table_name, "_", "-")}"
+  transformer_name    = var.transformer_name
   prefix              = replace(var.settings.prefix, "{table}", var.table_name)
   error_output_prefix = replace(var.settings.error_output_prefix, "{table}", var.table_name)
   # The constant leading parts of both prefixes, e.g. "orders/year=" and "errors/orders/".

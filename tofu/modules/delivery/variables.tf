@@ -3,6 +3,11 @@ variable "name_prefix" {
   type        = string
 }
 
+variable "transformer_name" {
+  description = "The transformer Lambda's name: the prefix and the table's binary in tofu/lambdas.json."
+  type        = string
+}
+
 variable "iam_path" {
   description = "IAM path of the roles."
   type        = string
