@@ -113,13 +113,13 @@ module "delivery" {
   table_name               = each.key
   glue_database_name       = module.catalog.database_name
   glue_table_name          = module.catalog.table_names[each.key]
-  transformer_name   = "${local.name_prefix}-${local.lambdas.transformers[each.key]}"
-  lambda_zip         = "${local.dist_dir}/${local.lambdas.transformers[each.key]}.zip"
-  stream_arn         = module.stream.stream_arn
-  data_bucket_arn    = module.storage.data_bucket_arn
-  kms_key_arn        = module.encryption.key_arn
-  settings           = local.pipeline.delivery
-  log_retention_days = local.pipeline.retention.log_days
+  transformer_name         = "${local.name_prefix}-${local.lambdas.transformers[each.key]}"
+  lambda_zip               = "${local.dist_dir}/${local.lambdas.transformers[each.key]}.zip"
+  stream_arn               = module.stream.stream_arn
+  data_bucket_arn          = module.storage.data_bucket_arn
+  kms_key_arn              = module.encryption.key_arn
+  settings                 = local.pipeline.delivery
+  log_retention_days       = local.pipeline.retention.log_days
 }
 
 module "analytics" {
