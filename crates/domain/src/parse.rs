@@ -15,6 +15,8 @@ use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+mod fast;
+
 use crate::order::{
     Amount, ItemDetails, Order, PaymentType, ProductLine, PurchaseDetails, ShippingAddress, Status,
 };
@@ -108,6 +110,11 @@ fn join_errors(errors: &[FieldError]) -> String {
 ///
 /// Unknown fields are ignored; the legacy spelling `purchaise_details` is accepted.
 pub fn parse_order(bytes: &[u8]) -> Result<Order<'_>, InvalidOrder> {
+    parse_with(bytes, true)
+}
+
+/// [`parse_order`], with or without the fast scanner (the tests compare both).
+fn parse_with(bytes: &[u8], scanner: bool) -> Result<Order<'_>, InvalidOrder> {
     if bytes.len() > MAX_ORDER_BYTES {
         return Err(InvalidOrder::TooLarge { size: bytes.len() });
     }
@@ -119,8 +126,14 @@ pub fn parse_order(bytes: &[u8]) -> Result<Order<'_>, InvalidOrder> {
             error.valid_up_to()
         ))
     })?;
-    let wire: Nested<WireOrder<'_>> =
-        serde_json::from_str(text).map_err(|error| InvalidOrder::Malformed(error.to_string()))?;
+    // The common case, compact well-formed JSON of exactly the order's fields, is read by a
+    // dedicated scanner; anything else (escapes, unknown or repeated fields, other JSON types,
+    // malformed text) by serde_json. Both give the same wire model, checked by the same rules.
+    let wire = match scanner.then(|| fast::scan_order(text)).flatten() {
+        Some(order) => Nested::Object(order),
+        None => serde_json::from_str(text)
+            .map_err(|error| InvalidOrder::Malformed(error.to_string()))?,
+    };
     let wire = match wire {
         Nested::Object(order) => order,
         Nested::Missing => unreachable!("a top-level value is never missing"),
@@ -179,9 +192,9 @@ struct WireAddress<'a> {
 struct WirePurchase<'a> {
     #[serde(borrow, default)]
     payment_type: Json<'a>,
-    /// Kept as the raw number text so the amount never goes through `f64`.
+    /// Kept as the raw JSON text so the amount never goes through `f64`.
     #[serde(borrow, default, deserialize_with = "raw_json")]
-    amount: Option<&'a RawValue>,
+    amount: Option<&'a str>,
     #[serde(borrow, default)]
     currency: Json<'a>,
     #[serde(borrow, default)]
@@ -208,8 +221,8 @@ struct WireItemDetails<'a> {
     size: Json<'a>,
 }
 
-fn raw_json<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(deserializer).map(Some)
+fn raw_json<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de str>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(|raw| Some(raw.get()))
 }
 
 /// The JSON type of a value, for messages.
@@ -642,7 +655,7 @@ fn check_purchase<'a>(
         PaymentType::choices,
     );
     let amount_path = || "/purchase_details/amount".to_owned();
-    let amount = match wire.amount.map(RawValue::get) {
+    let amount = match wire.amount {
         None => {
             errors.push(amount_path, "is required");
             None

@@ -1,0 +1,458 @@
+//! A scanner for the common shape of an order: one JSON object with only the order's own fields,
+//! each at most once, strings without escapes, integers as plain digits, objects and arrays where
+//! the order has them. It builds the same lenient wire model as serde_json would for that text,
+//! and gives up (`None`) on anything else, which serde_json then reads: escapes, unknown, legacy
+//! or repeated fields, `null`, booleans, signed or fractional integers, other types in object
+//! places, and malformed JSON, whose messages only serde_json produces. The parent module's tests
+//! check on generated, invalid and mutated orders that both readers give the same result.
+
+use std::borrow::Cow;
+
+use super::{
+    Json, Nested, NestedList, WireAddress, WireItemDetails, WireLine, WireOrder, WirePurchase,
+};
+
+/// A cursor over the input.
+struct Scanner<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+/// Gives up on the fast path.
+macro_rules! need {
+    ($condition:expr) => {
+        if !$condition {
+            return None;
+        }
+    };
+}
+
+impl<'a> Scanner<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    /// Skips JSON whitespace and returns the next byte without consuming it.
+    fn peek(&mut self) -> Option<u8> {
+        let bytes = self.bytes();
+        while let Some(&b) = bytes.get(self.at) {
+            if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+                return Some(b);
+            }
+            self.at += 1;
+        }
+        None
+    }
+
+    /// Consumes `byte` after optional whitespace.
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        need!(self.peek()? == byte);
+        self.at += 1;
+        Some(())
+    }
+
+    /// A string without escapes or control characters, after optional whitespace.
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let bytes = self.bytes();
+        loop {
+            let b = *bytes.get(self.at)?;
+            if b == b'"' {
+                break;
+            }
+            need!(b != b'\\' && b >= 0x20);
+            self.at += 1;
+        }
+        let value = &self.text[start..self.at];
+        self.at += 1;
+        Some(value)
+    }
+
+    /// Whether the byte at the cursor ends a number (what may follow a value in an object or an
+    /// array, or the end of the input).
+    fn at_delimiter(&self) -> bool {
+        matches!(
+            self.bytes().get(self.at),
+            None | Some(b' ' | b'\n' | b'\r' | b'\t' | b',' | b'}' | b']')
+        )
+    }
+
+    /// An unsigned integer in plain digits that fits in `u64`, as serde_json reads it into
+    /// `visit_u64`. Anything else (signs, fractions, exponents, leading zeros, overflow) gives up.
+    fn unsigned(&mut self) -> Option<u64> {
+        let bytes = self.bytes();
+        let start = self.at;
+        while bytes.get(self.at).is_some_and(u8::is_ascii_digit) {
+            self.at += 1;
+        }
+        let digits = &self.text[start..self.at];
+        need!(!digits.is_empty() && (digits == "0" || !digits.starts_with('0')));
+        need!(self.at_delimiter());
+        digits.parse().ok()
+    }
+
+    /// A number token in the JSON grammar, as its text (what serde_json's `RawValue` holds).
+    fn number_text(&mut self) -> Option<&'a str> {
+        let bytes = self.bytes();
+        let start = self.at;
+        let digits = |at: &mut usize| {
+            let from = *at;
+            while bytes.get(*at).is_some_and(u8::is_ascii_digit) {
+                *at += 1;
+            }
+            *at - from
+        };
+        let mut at = self.at;
+        if bytes.get(at) == Some(&b'-') {
+            at += 1;
+        }
+        let int_start = at;
+        let int_digits = digits(&mut at);
+        need!(int_digits == 1 || (int_digits > 1 && bytes[int_start] != b'0'));
+        if bytes.get(at) == Some(&b'.') {
+            at += 1;
+            need!(digits(&mut at) > 0);
+        }
+        if matches!(bytes.get(at), Some(b'e' | b'E')) {
+            at += 1;
+            if matches!(bytes.get(at), Some(b'+' | b'-')) {
+                at += 1;
+            }
+            need!(digits(&mut at) > 0);
+        }
+        self.at = at;
+        need!(self.at_delimiter());
+        Some(&self.text[start..at])
+    }
+
+    /// A scalar field: a string or an unsigned integer; anything else gives up.
+    fn scalar(&mut self) -> Option<Json<'a>> {
+        match self.peek()? {
+            b'"' => Some(Json::Str(Cow::Borrowed(self.string()?))),
+            b'0'..=b'9' => Some(Json::Unsigned(self.unsigned()?)),
+            _ => None,
+        }
+    }
+
+    /// The members of an object: calls `member` with each key (the cursor then at its value),
+    /// after the opening brace is consumed by the caller. Each key is `bit`-flagged by `member`'s
+    /// answer, so a repeated field gives up (serde rejects it).
+    fn members(&mut self, mut member: impl FnMut(&mut Self, &str) -> Option<u32>) -> Option<()> {
+        let mut seen = 0u32;
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            self.eat(b':')?;
+            let bit = member(self, key)?;
+            need!(seen & bit == 0);
+            seen |= bit;
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// An object field read by `read`, or gives up if the value is not an object.
+    fn object<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Nested<T>> {
+        self.eat(b'{')?;
+        read(self).map(Nested::Object)
+    }
+
+    fn address(&mut self) -> Option<WireAddress<'a>> {
+        let mut address = WireAddress {
+            street: Json::Missing,
+            city: Json::Missing,
+            state: Json::Missing,
+            zip: Json::Missing,
+            country: Json::Missing,
+        };
+        self.members(|s, key| {
+            let (slot, bit) = match key {
+                "street" => (&mut address.street, 1),
+                "city" => (&mut address.city, 2),
+                "state" => (&mut address.state, 4),
+                "zip" => (&mut address.zip, 8),
+                "country" => (&mut address.country, 16),
+                _ => return None,
+            };
+            *slot = s.scalar()?;
+            Some(bit)
+        })?;
+        Some(address)
+    }
+
+    fn purchase(&mut self) -> Option<WirePurchase<'a>> {
+        let mut purchase = WirePurchase {
+            payment_type: Json::Missing,
+            amount: None,
+            currency: Json::Missing,
+            instalments: Json::Missing,
+        };
+        self.members(|s, key| match key {
+            "payment_type" => {
+                purchase.payment_type = s.scalar()?;
+                Some(1)
+            }
+            "amount" => {
+                need!(matches!(s.peek()?, b'-' | b'0'..=b'9'));
+                purchase.amount = Some(s.number_text()?);
+                Some(2)
+            }
+            "currency" => {
+                purchase.currency = s.scalar()?;
+                Some(4)
+            }
+            "instalments" => {
+                purchase.instalments = s.scalar()?;
+                Some(8)
+            }
+            _ => None,
+        })?;
+        Some(purchase)
+    }
+
+    fn item_details(&mut self) -> Option<WireItemDetails<'a>> {
+        let mut details = WireItemDetails {
+            color: Json::Missing,
+            size: Json::Missing,
+        };
+        self.members(|s, key| {
+            let (slot, bit) = match key {
+                "color" => (&mut details.color, 1),
+                "size" => (&mut details.size, 2),
+                _ => return None,
+            };
+            *slot = s.scalar()?;
+            Some(bit)
+        })?;
+        Some(details)
+    }
+
+    fn line(&mut self) -> Option<WireLine<'a>> {
+        let mut line = WireLine {
+            product_id: Json::Missing,
+            name: Json::Missing,
+            quantity: Json::Missing,
+            item_details: Nested::Missing,
+        };
+        self.members(|s, key| match key {
+            "product_id" => {
+                line.product_id = s.scalar()?;
+                Some(1)
+            }
+            "name" => {
+                line.name = s.scalar()?;
+                Some(2)
+            }
+            "quantity" => {
+                line.quantity = s.scalar()?;
+                Some(4)
+            }
+            "item_details" => {
+                line.item_details = s.object(Self::item_details)?;
+                Some(8)
+            }
+            _ => None,
+        })?;
+        Some(line)
+    }
+
+    fn lines(&mut self) -> Option<NestedList<WireLine<'a>>> {
+        self.eat(b'[')?;
+        let mut lines = Vec::with_capacity(4);
+        if self.peek()? == b']' {
+            self.at += 1;
+            return Some(NestedList::Array(lines));
+        }
+        loop {
+            lines.push(self.object(Self::line)?);
+            match self.peek()? {
+                b',' => self.at += 1,
+                b']' => {
+                    self.at += 1;
+                    return Some(NestedList::Array(lines));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn order(&mut self) -> Option<WireOrder<'a>> {
+        let mut order = WireOrder {
+            customer_id: Json::Missing,
+            order_id: Json::Missing,
+            order_date: Json::Missing,
+            status: Json::Missing,
+            shipping_address: Nested::Missing,
+            purchase_details: Nested::Missing,
+            product_details: NestedList::Missing,
+        };
+        self.eat(b'{')?;
+        self.members(|s, key| match key {
+            "customer_id" => {
+                order.customer_id = s.scalar()?;
+                Some(1)
+            }
+            "order_id" => {
+                order.order_id = s.scalar()?;
+                Some(2)
+            }
+            "order_date" => {
+                order.order_date = s.scalar()?;
+                Some(4)
+            }
+            "status" => {
+                order.status = s.scalar()?;
+                Some(8)
+            }
+            "shipping_address" => {
+                order.shipping_address = s.object(Self::address)?;
+                Some(16)
+            }
+            "purchase_details" => {
+                order.purchase_details = s.object(Self::purchase)?;
+                Some(32)
+            }
+            "product_details" => {
+                order.product_details = s.lines()?;
+                Some(64)
+            }
+            _ => None,
+        })?;
+        need!(self.peek().is_none());
+        Some(order)
+    }
+}
+
+/// The wire model of `text` if it has the common shape (see the module documentation).
+pub(super) fn scan_order(text: &str) -> Option<WireOrder<'_>> {
+    Scanner { text, at: 0 }.order()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::parse_with;
+    use crate::{GeneratorConfig, OrderGenerator};
+
+    /// Both readers give the same order or the same errors for `bytes`.
+    fn same(bytes: &[u8]) -> Result<(), TestCaseError> {
+        prop_assert_eq!(
+            parse_with(bytes, true),
+            parse_with(bytes, false),
+            "{}",
+            String::from_utf8_lossy(bytes)
+        );
+        Ok(())
+    }
+
+    /// 50 valid and 50 invalid generated orders.
+    static GENERATED: std::sync::LazyLock<Vec<Vec<u8>>> = std::sync::LazyLock::new(|| {
+        let mut generator = OrderGenerator::new(GeneratorConfig::fixed(3));
+        let mut orders: Vec<Vec<u8>> = (0..50).map(|_| generator.next_order().to_json()).collect();
+        orders.extend((0..50).map(|_| generator.invalid_order().body));
+        orders
+    });
+
+    #[test]
+    fn generated_orders_take_the_fast_path() {
+        let mut generator = OrderGenerator::new(GeneratorConfig::fixed(4));
+        for _ in 0..200 {
+            let json = generator.next_order().to_json();
+            let text = std::str::from_utf8(&json).unwrap();
+            assert!(super::scan_order(text).is_some(), "{text}");
+            same(&json).unwrap();
+        }
+    }
+
+    #[test]
+    fn hand_picked_shapes_read_alike() {
+        let valid = r#"{"customer_id":"c1","order_id":"o1","order_date":"2024-06-08T18:05:03Z","status":"paid","shipping_address":{"street":"s","city":"c","state":"t","zip":"z","country":"k"},"purchase_details":{"payment_type":"cash","amount":42.5,"currency":"USD","instalments":3},"product_details":[{"product_id":"p","name":"n","quantity":2,"item_details":{"color":"c","size":"s"}}]}"#;
+        let cases = [
+            valid.to_owned(),
+            format!(" \n\t{valid}\r\n "),
+            valid.replace(':', " : ").replace(',', " , "),
+            valid.replace("42.5", "-0"),
+            valid.replace("42.5", "0"),
+            valid.replace("42.5", "01"),
+            valid.replace("42.5", "1e2"),
+            valid.replace("42.5", "1E-2"),
+            valid.replace("42.5", "1.e2"),
+            valid.replace("42.5", "-"),
+            valid.replace("42.5", "\"42.5\""),
+            valid.replace("42.5", "null"),
+            valid.replace("42.5", "42.5.1"),
+            valid.replace("\"quantity\":2", "\"quantity\":2.0"),
+            valid.replace("\"quantity\":2", "\"quantity\":-2"),
+            valid.replace("\"quantity\":2", "\"quantity\":02"),
+            valid.replace("\"quantity\":2", "\"quantity\":0"),
+            valid.replace("\"quantity\":2", "\"quantity\":99999999999999999999"),
+            valid.replace("\"quantity\":2", "\"quantity\":18446744073709551615"),
+            valid.replace("\"quantity\":2", "\"quantity\":true"),
+            valid.replace("\"quantity\":2", "\"quantity\":2x"),
+            valid.replace("\"c1\"", "\"c\\u0031\""),
+            valid.replace("\"c1\"", "\"c\\n1\""),
+            valid.replace("\"c1\"", "\"c\u{1}1\""),
+            valid.replace("\"c1\"", "\"ç1\""),
+            valid.replace("\"c1\"", "\"\""),
+            valid.replace("\"c1\"", "1"),
+            valid.replace("\"c1\"", "{}"),
+            valid.replace("\"order_id\"", "\"customer_id\""),
+            valid.replace("\"order_id\":\"o1\",", ""),
+            valid.replace("\"order_id\"", "\"other\""),
+            valid.replace("\"purchase_details\"", "\"purchaise_details\""),
+            valid.replace("{\"street\"", "[{\"street\"").replace("\"k\"}", "\"k\"}]"),
+            valid.replace("\"size\":\"s\"", "\"size\":\"s\",\"size\":\"m\""),
+            valid.replace("\"size\":\"s\"}", "\"size\":\"s\",}"),
+            valid.replace("}}]", "}},]"),
+            valid.replace("[{\"product_id\"", "[1,{\"product_id\""),
+            valid.replace(
+                "\"product_details\":[{\"product_id\":\"p\",\"name\":\"n\",\"quantity\":2,\"item_details\":{\"color\":\"c\",\"size\":\"s\"}}]",
+                "\"product_details\":[]",
+            ),
+            format!("{valid}x"),
+            format!("{valid}{{}}"),
+            valid[..valid.len() - 1].to_owned(),
+            "{}".to_owned(),
+            "[]".to_owned(),
+            "".to_owned(),
+            "{\"customer_id\"}".to_owned(),
+        ];
+        for case in &cases {
+            same(case.as_bytes()).unwrap();
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3_000))]
+
+        /// Generated orders with a byte replaced, inserted or removed somewhere.
+        #[test]
+        fn mutated_orders_read_alike(
+            which in 0usize..100,
+            at in any::<prop::sample::Index>(),
+            edit in 0u8..3,
+            byte in prop::sample::select(b" \t\n{}[]:,\"\\-+.eE0123456789abnlutrsfx".to_vec()),
+        ) {
+            let mut bytes = GENERATED[which].clone();
+            let at = at.index(bytes.len() + 1);
+            match edit {
+                0 if at < bytes.len() => bytes[at] = byte,
+                1 => bytes.insert(at, byte),
+                _ if at < bytes.len() => { bytes.remove(at); }
+                _ => bytes.push(byte),
+            }
+            same(&bytes)?;
+        }
+    }
+}
