@@ -16,14 +16,21 @@
 //! dropped. If even the smallest answer to every record is over the limit, the invocation fails
 //! ([`ResponseTooLarge`]) and Firehose retries it, then writes the records to the error prefix.
 
+mod event;
+
 use std::collections::HashMap;
+use std::ops::Range;
 
 use aws_lambda_events::event::firehose::{
     KinesisFirehoseEvent, KinesisFirehoseEventRecord, KinesisFirehoseResponse,
     KinesisFirehoseResponseRecord, KinesisFirehoseResponseRecordMetadata,
 };
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use orderflow_domain::{Partition, Table, parse_order};
+use orderflow_domain::{GeneratorConfig, OrderGenerator, Partition, Table, parse_order};
+
+pub use event::{
+    FirehoseEvent, FirehoseRecord, ResponseJson, base64_len, decode_base64, encode_base64_into,
+};
 
 /// Lambda's limit on a synchronous response, in bytes.
 pub const RESPONSE_LIMIT_BYTES: usize = 6 * 1024 * 1024;
@@ -67,60 +74,236 @@ pub struct ResponseTooLarge {
     pub response_bytes: usize,
 }
 
-/// Counts the bytes written to it.
-struct ByteCounter(usize);
-
-impl std::io::Write for ByteCounter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+/// A Firehose input record as the driver reads it: aws_lambda_events' record or our own
+/// [`FirehoseRecord`].
+pub trait InputRecord {
+    /// The record's `recordId`.
+    fn record_id(&self) -> Option<&str>;
+    /// The record's decoded bytes.
+    fn data(&self) -> &[u8];
 }
 
-/// Bytes `value` takes as compact JSON, as `lambda_runtime` serialises the response.
-fn json_len(value: &impl serde::Serialize) -> usize {
-    let mut counter = ByteCounter(0);
-    match serde_json::to_writer(&mut counter, value) {
-        Ok(()) => counter.0,
-        // Cannot happen for these types (string keys, a writer that never fails); counting it as
-        // over the limit on its own keeps the limit safe anyway.
-        Err(_) => RESPONSE_LIMIT_BYTES + 1,
+impl InputRecord for KinesisFirehoseEventRecord {
+    fn record_id(&self) -> Option<&str> {
+        self.record_id.as_deref()
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.data.0
     }
 }
 
-/// Bytes of the base64 (standard, padded) text of `bytes` bytes.
-fn base64_len(bytes: usize) -> usize {
-    bytes.div_ceil(3) * 4
-}
-
-/// Exact bytes `record` takes in the response JSON, `data` as base64 included. Serialises the
-/// entry without its data (`"data":""`) and adds the base64 length: base64 needs no JSON
-/// escaping, so this is exactly the length of the full entry, without encoding the data twice.
-fn entry_len(record: &mut KinesisFirehoseResponseRecord) -> usize {
-    let data = std::mem::take(&mut record.data.0);
-    let len = json_len(record) + base64_len(data.len());
-    record.data.0 = data;
-    len
-}
-
-/// One record's answer before the budget: what it gets if there is room, and the size of the
-/// `ProcessingFailed` answer it falls back to otherwise (only for `Ok`).
-struct Candidate {
-    out: KinesisFirehoseResponseRecord,
-    rows: usize,
-    len: usize,
-    fallback_len: Option<usize>,
-}
-
-impl Candidate {
-    /// The smallest answer this record can get.
-    fn min_len(&self) -> usize {
-        self.fallback_len.map_or(self.len, |f| f.min(self.len))
+impl InputRecord for FirehoseRecord {
+    fn record_id(&self) -> Option<&str> {
+        self.record_id.as_deref()
     }
+
+    fn data(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+/// The answer to one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Answer {
+    /// `Ok`: the rows at `rows` in [`Answers::rows`], under `partition`.
+    Ok {
+        rows: Range<usize>,
+        partition: Partition,
+    },
+    /// `Dropped`: no row for this table.
+    Dropped,
+    /// `ProcessingFailed`: the record's own bytes.
+    Failed,
+}
+
+impl Answer {
+    fn result(&self) -> &'static str {
+        match self {
+            Answer::Ok { .. } => RESULT_OK,
+            Answer::Dropped => RESULT_DROPPED,
+            Answer::Failed => RESULT_PROCESSING_FAILED,
+        }
+    }
+}
+
+/// Every record's answer, the rows of all `Ok` answers in one buffer, and the counts.
+struct Answers {
+    answers: Vec<Answer>,
+    rows: Vec<u8>,
+    summary: TransformSummary,
+}
+
+/// Appends `text` as a JSON string (serde_json's escaping).
+fn write_json_str(out: &mut Vec<u8>, text: &str) {
+    serde_json::to_writer(out, text).expect("writing a string into a Vec cannot fail");
+}
+
+/// Appends one response entry, exactly as serde_json writes aws_lambda_events'
+/// `KinesisFirehoseResponseRecord` (field order, `null` for a missing id, compact), with `data`
+/// given as its bytes (base64-encoded here) or as `None` for an empty data field.
+fn write_entry(
+    out: &mut Vec<u8>,
+    record_id: Option<&str>,
+    result: &str,
+    data: Option<&[u8]>,
+    partition: Option<&Partition>,
+) {
+    out.extend_from_slice(b"{\"recordId\":");
+    match record_id {
+        Some(id) => write_json_str(out, id),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"result\":\"");
+    out.extend_from_slice(result.as_bytes());
+    out.extend_from_slice(b"\",\"data\":\"");
+    if let Some(data) = data {
+        encode_base64_into(data, out);
+    }
+    out.extend_from_slice(b"\",\"metadata\":{\"partitionKeys\":{");
+    if let Some(partition) = partition {
+        for (index, (key, value)) in partition.keys().into_iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+            write_json_str(out, value);
+        }
+    }
+    out.extend_from_slice(b"}}}");
+}
+
+/// Exact bytes of an entry whose data is `data_len` bytes before base64. Writes the entry without
+/// its data into `scratch` and adds the base64 length: base64 needs no JSON escaping.
+fn entry_len(
+    scratch: &mut Vec<u8>,
+    record_id: Option<&str>,
+    result: &str,
+    data_len: usize,
+    partition: Option<&Partition>,
+) -> usize {
+    scratch.clear();
+    write_entry(scratch, record_id, result, None, partition);
+    scratch.len() + base64_len(data_len)
+}
+
+/// `{"records":[]}`: the response without entries.
+const EMPTY_RESPONSE_LEN: usize = 14;
+
+/// Decides every record's answer for `table` under the exact byte budget (see [`transform`]).
+fn answer_all<R: InputRecord>(records: &[R], table: Table) -> Answers {
+    struct Candidate {
+        answer: Answer,
+        count: usize,
+        len: usize,
+        fallback_len: Option<usize>,
+    }
+    let mut summary = TransformSummary {
+        records: records.len(),
+        ..Default::default()
+    };
+    let mut rows = Vec::with_capacity(records.iter().map(|r| r.data().len()).sum());
+    let mut scratch = Vec::with_capacity(256);
+    let candidates: Vec<Candidate> = records
+        .iter()
+        .map(|record| {
+            let id = record.record_id();
+            let (answer, count) = transform_one(record, table, &mut rows);
+            let (len, fallback_len) = match &answer {
+                Answer::Ok { rows, partition } => (
+                    entry_len(&mut scratch, id, RESULT_OK, rows.len(), Some(partition)),
+                    Some(entry_len(
+                        &mut scratch,
+                        id,
+                        RESULT_PROCESSING_FAILED,
+                        record.data().len(),
+                        None,
+                    )),
+                ),
+                Answer::Dropped => (entry_len(&mut scratch, id, RESULT_DROPPED, 0, None), None),
+                Answer::Failed => (
+                    entry_len(
+                        &mut scratch,
+                        id,
+                        RESULT_PROCESSING_FAILED,
+                        record.data().len(),
+                        None,
+                    ),
+                    None,
+                ),
+            };
+            Candidate {
+                answer,
+                count,
+                len,
+                fallback_len,
+            }
+        })
+        .collect();
+    let min_len = |c: &Candidate| c.fallback_len.map_or(c.len, |f| f.min(c.len));
+    // `{"records":[]}`, the commas between entries, and every record at its smallest answer.
+    let mut total = EMPTY_RESPONSE_LEN
+        + candidates.len().saturating_sub(1)
+        + candidates.iter().map(min_len).sum::<usize>();
+    let mut answers = Vec::with_capacity(candidates.len());
+    for (index, candidate) in candidates.into_iter().enumerate() {
+        let min = min_len(&candidate);
+        let answer = match candidate.fallback_len {
+            Some(fallback_len) if total - min + candidate.len > RESPONSE_LIMIT_BYTES => {
+                tracing::warn!(
+                    record_index = index,
+                    table = table.name(),
+                    "rows do not fit in the response: returning the record as ProcessingFailed"
+                );
+                summary.over_budget += 1;
+                total = total - min + fallback_len;
+                Answer::Failed
+            }
+            _ => {
+                match &candidate.answer {
+                    Answer::Ok { .. } => {
+                        summary.ok += 1;
+                        summary.rows += candidate.count;
+                    }
+                    Answer::Dropped => summary.dropped += 1,
+                    Answer::Failed => summary.invalid += 1,
+                }
+                total = total - min + candidate.len;
+                candidate.answer
+            }
+        };
+        answers.push(answer);
+    }
+    summary.response_bytes = total;
+    Answers {
+        answers,
+        rows,
+        summary,
+    }
+}
+
+/// Answers one record (no budget check), its rows appended to `rows`; also returns how many rows.
+fn transform_one<R: InputRecord>(record: &R, table: Table, rows: &mut Vec<u8>) -> (Answer, usize) {
+    let order = match parse_order(record.data()) {
+        Ok(order) => order,
+        Err(error) => {
+            tracing::warn!(record_id = record.record_id().unwrap_or(""), table = table.name(), kind = error.kind(), reason = %error, "invalid order record");
+            return (Answer::Failed, 0);
+        }
+    };
+    let start = rows.len();
+    let count = table.write_rows(&order, rows);
+    if count == 0 {
+        rows.truncate(start);
+        return (Answer::Dropped, 0);
+    }
+    let answer = Answer::Ok {
+        rows: start..rows.len(),
+        partition: Partition::of(&order.order_date),
+    };
+    (answer, count)
 }
 
 /// Transforms one Firehose batch for `table`. Pure: no I/O.
@@ -134,121 +317,88 @@ pub fn transform(
     event: &KinesisFirehoseEvent,
     table: Table,
 ) -> (KinesisFirehoseResponse, TransformSummary) {
-    let mut summary = TransformSummary {
-        records: event.records.len(),
-        ..Default::default()
-    };
-    let candidates: Vec<Candidate> = event
-        .records
-        .iter()
-        .map(|record| {
-            let (mut out, rows) = transform_one(record, table);
-            let len = entry_len(&mut out);
-            let fallback_len = (out.result.as_deref() == Some(RESULT_OK))
-                .then(|| json_len(&failed_without_data(record)) + base64_len(record.data.0.len()));
-            Candidate {
-                out,
-                rows,
-                len,
-                fallback_len,
+    let Answers {
+        answers,
+        rows,
+        summary,
+    } = answer_all(&event.records, table);
+    let mut response = KinesisFirehoseResponse::default();
+    response.records = answers
+        .into_iter()
+        .zip(&event.records)
+        .map(|(answer, record)| {
+            let mut out = KinesisFirehoseResponseRecord::default();
+            out.record_id = record.record_id.clone();
+            out.result = Some(answer.result().to_owned());
+            match answer {
+                Answer::Ok {
+                    rows: range,
+                    partition,
+                } => {
+                    out.data.0 = rows[range].to_vec();
+                    let mut metadata = KinesisFirehoseResponseRecordMetadata::default();
+                    metadata.partition_keys = partition
+                        .keys()
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect::<HashMap<_, _>>();
+                    out.metadata = metadata;
+                }
+                Answer::Dropped => {}
+                Answer::Failed => out.data = record.data.clone(),
             }
+            out
         })
         .collect();
-    // `{"records":[]}`, the commas between entries, and every record at its smallest answer.
-    let mut total = json_len(&KinesisFirehoseResponse::default())
-        + candidates.len().saturating_sub(1)
-        + candidates.iter().map(Candidate::min_len).sum::<usize>();
-    let mut response = KinesisFirehoseResponse::default();
-    response.records.reserve(candidates.len());
-    for (index, (candidate, record)) in candidates.into_iter().zip(&event.records).enumerate() {
-        let min_len = candidate.min_len();
-        let out = match candidate.fallback_len {
-            Some(fallback_len) if total - min_len + candidate.len > RESPONSE_LIMIT_BYTES => {
-                tracing::warn!(
-                    record_index = index,
-                    table = table.name(),
-                    "rows do not fit in the response: returning the record as ProcessingFailed"
-                );
-                summary.over_budget += 1;
-                total = total - min_len + fallback_len;
-                failed(record)
-            }
-            _ => {
-                match candidate.out.result.as_deref() {
-                    Some(RESULT_OK) => {
-                        summary.ok += 1;
-                        summary.rows += candidate.rows;
-                    }
-                    Some(RESULT_DROPPED) => summary.dropped += 1,
-                    _ => summary.invalid += 1,
-                }
-                total = total - min_len + candidate.len;
-                candidate.out
-            }
-        };
-        response.records.push(out);
-    }
-    summary.response_bytes = total;
     (response, summary)
 }
 
-/// Transforms one record (no budget check); also returns how many rows it holds.
-fn transform_one(
-    record: &KinesisFirehoseEventRecord,
-    table: Table,
-) -> (KinesisFirehoseResponseRecord, usize) {
-    let order = match parse_order(&record.data.0) {
-        Ok(order) => order,
-        Err(error) => {
-            tracing::warn!(record_id = record.record_id.as_deref().unwrap_or(""), table = table.name(), kind = error.kind(), reason = %error, "invalid order record");
-            return (failed(record), 0);
+/// [`transform`] on the Lambda process's own event type, the response written straight into one
+/// JSON buffer (base64 included): the same answers, byte for byte the JSON that serde_json writes
+/// for [`transform`]'s response (apart from the order of the `partitionKeys` map, which is
+/// `year`, `month`, `day` here).
+pub fn transform_json(event: &FirehoseEvent, table: Table) -> (ResponseJson, TransformSummary) {
+    let Answers {
+        answers,
+        rows,
+        summary,
+    } = answer_all(&event.records, table);
+    let mut out = Vec::with_capacity(summary.response_bytes);
+    out.extend_from_slice(b"{\"records\":[");
+    for (index, (answer, record)) in answers.iter().zip(&event.records).enumerate() {
+        if index > 0 {
+            out.push(b',');
         }
-    };
-    let mut rows = Vec::with_capacity(record.data.0.len());
-    let count = table.write_rows(&order, &mut rows);
-    let mut out = KinesisFirehoseResponseRecord::default();
-    out.record_id = record.record_id.clone();
-    if count == 0 {
-        out.result = Some(RESULT_DROPPED.to_owned());
-        out.data.0 = Vec::new();
-        return (out, 0);
+        let id = record.record_id.as_deref();
+        match answer {
+            Answer::Ok {
+                rows: range,
+                partition,
+            } => write_entry(
+                &mut out,
+                id,
+                RESULT_OK,
+                Some(&rows[range.clone()]),
+                Some(partition),
+            ),
+            Answer::Dropped => write_entry(&mut out, id, RESULT_DROPPED, None, None),
+            Answer::Failed => write_entry(
+                &mut out,
+                id,
+                RESULT_PROCESSING_FAILED,
+                Some(&record.data),
+                None,
+            ),
+        }
     }
-    let partition = Partition::of(&order.order_date);
-    let mut metadata = KinesisFirehoseResponseRecordMetadata::default();
-    metadata.partition_keys = partition
-        .keys()
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect::<HashMap<_, _>>();
-    out.result = Some(RESULT_OK.to_owned());
-    out.data.0 = rows;
-    out.metadata = metadata;
-    (out, count)
+    out.extend_from_slice(b"]}");
+    debug_assert_eq!(out.len(), summary.response_bytes);
+    let json = String::from_utf8(out).expect("the response is JSON text, which is UTF-8");
+    (ResponseJson::new(json), summary)
 }
 
-/// The `ProcessingFailed` answer: the original bytes, so Firehose keeps them in the error prefix.
-fn failed(record: &KinesisFirehoseEventRecord) -> KinesisFirehoseResponseRecord {
-    let mut out = failed_without_data(record);
-    out.data = record.data.clone();
-    out
-}
-
-/// The `ProcessingFailed` answer without its data, to measure it without copying the bytes.
-fn failed_without_data(record: &KinesisFirehoseEventRecord) -> KinesisFirehoseResponseRecord {
-    let mut out = KinesisFirehoseResponseRecord::default();
-    out.record_id = record.record_id.clone();
-    out.result = Some(RESULT_PROCESSING_FAILED.to_owned());
-    out
-}
-
-/// One invocation: [`transform`], the summary logged (counts only, no payload), and the response
-/// refused with [`ResponseTooLarge`] if even the smallest answer to every record is over
-/// [`RESPONSE_LIMIT_BYTES`], so the invocation fails and Firehose retries it.
-pub fn handle(
-    event: &KinesisFirehoseEvent,
-    table: Table,
-) -> Result<KinesisFirehoseResponse, ResponseTooLarge> {
-    let (response, summary) = transform(event, table);
+/// Logs the summary (counts only, no payload) and refuses a response over the limit.
+fn finish(table: Table, summary: &TransformSummary) -> Result<(), ResponseTooLarge> {
     tracing::info!(
         table = table.name(),
         records = summary.records,
@@ -267,15 +417,59 @@ pub fn handle(
         tracing::error!(table = table.name(), %error, "response over the limit");
         return Err(error);
     }
+    Ok(())
+}
+
+/// One invocation: [`transform`], the summary logged (counts only, no payload), and the response
+/// refused with [`ResponseTooLarge`] if even the smallest answer to every record is over
+/// [`RESPONSE_LIMIT_BYTES`], so the invocation fails and Firehose retries it.
+pub fn handle(
+    event: &KinesisFirehoseEvent,
+    table: Table,
+) -> Result<KinesisFirehoseResponse, ResponseTooLarge> {
+    let (response, summary) = transform(event, table);
+    finish(table, &summary)?;
     Ok(response)
+}
+
+/// [`handle`] on the Lambda process's own types: what the Lambdas run.
+pub fn handle_json(event: &FirehoseEvent, table: Table) -> Result<ResponseJson, ResponseTooLarge> {
+    let (response, summary) = transform_json(event, table);
+    finish(table, &summary)?;
+    Ok(response)
+}
+
+/// A Firehose event of generated orders (seed 42, [`GeneratorConfig::fixed`]) as Firehose sends
+/// it, just under `limit` bytes of JSON, and its record count: the workload of the benchmarks.
+pub fn sample_event(limit: usize) -> (Vec<u8>, usize) {
+    use base64::Engine;
+    let mut generator = OrderGenerator::new(GeneratorConfig::fixed(42));
+    let mut out = br#"{"invocationId":"bench","deliveryStreamArn":"arn:aws:firehose:us-east-1:123456789012:deliverystream/orders","region":"us-east-1","records":["#.to_vec();
+    let mut count = 0;
+    loop {
+        let record = format!(
+            r#"{{"recordId":"49546986683135544286507457936321625675700192471156785154{count:06}","approximateArrivalTimestamp":1717848000000,"data":"{}"}}"#,
+            base64::engine::general_purpose::STANDARD.encode(generator.next_order().to_json())
+        );
+        if out.len() + record.len() + 3 > limit {
+            break;
+        }
+        if count > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(record.as_bytes());
+        count += 1;
+    }
+    out.extend_from_slice(b"]}");
+    (out, count)
 }
 
 /// Runs the Lambda runtime loop for one table's transformer.
 pub async fn run(table: Table) -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<KinesisFirehoseEvent>| async move {
-            handle(&event.payload, table).map_err(Error::from)
+        move |event: LambdaEvent<FirehoseEvent>| async move {
+            handle_json(&event.payload, table).map_err(Error::from)
         },
     ))
     .await
