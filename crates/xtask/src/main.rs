@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
+mod lambda_bench;
 mod lambdas;
 mod rehearse;
 mod smoke;
@@ -40,6 +41,42 @@ fn run() -> Result<ExitCode> {
             let target = std::env::var_os("CARGO_TARGET_DIR")
                 .map_or_else(|| root().join("target"), PathBuf::from);
             smoke::coldstart(&target)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some("lambda-bench") => {
+            let mut options = lambda_bench::Options {
+                invocations: 30,
+                build: true,
+                only: Vec::new(),
+                baseline: None,
+            };
+            let mut rest = args[1..].iter();
+            while let Some(arg) = rest.next() {
+                match arg.as_str() {
+                    "--invocations" => {
+                        options.invocations = rest
+                            .next()
+                            .context("--invocations needs a number")?
+                            .parse()
+                            .context("--invocations needs a number")?;
+                        ensure!(options.invocations > 0, "--invocations must be at least 1");
+                    }
+                    "--no-build" => options.build = false,
+                    "--baseline" => {
+                        options.baseline =
+                            Some(rest.next().context("--baseline needs a directory")?.into())
+                    }
+                    "--only" => options
+                        .only
+                        .push(rest.next().context("--only needs a binary name")?.clone()),
+                    other => {
+                        bail!("unknown option `{other}` for lambda-bench (try `cargo xtask help`)")
+                    }
+                }
+            }
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| root().join("target"), PathBuf::from);
+            lambda_bench::run(&root(), &target, &options)?;
             Ok(ExitCode::SUCCESS)
         }
         Some("lambdas") => {
@@ -74,6 +111,7 @@ fn run() -> Result<ExitCode> {
                  lambdas [--sysroot DIR] [--out-dir DIR] [--check-reproducible]   the arm64 Lambda zips\n  \
                  smoke [--dist DIR]            each Lambda zip under qemu with real events\n  \
                  coldstart                     cold-start times of the Lambda binaries\n  \
+                 lambda-bench [--invocations N] [--no-build] [--only NAME] [--baseline DIR]   each release Lambda binary through a local Runtime API: init and invocation medians\n  \
                  rehearse [--registry] [--keep] [--strict-deploy-role]   OpenTofu init/validate/plan/apply/re-plan/deploy-role/destroy against moto"
             );
             Ok(ExitCode::SUCCESS)

@@ -196,10 +196,11 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// dynalite from the committed npm lockfile, killed on drop.
-struct Dynalite {
+/// dynalite from the committed npm lockfile, in memory (no `--path`), killed on drop.
+pub(crate) struct Dynalite {
     child: Child,
-    endpoint: String,
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) endpoint: String,
 }
 
 impl Drop for Dynalite {
@@ -210,7 +211,7 @@ impl Drop for Dynalite {
 }
 
 impl Dynalite {
-    fn start(root: &Path) -> Result<Dynalite> {
+    pub(crate) fn start(root: &Path) -> Result<Dynalite> {
         // The twin's variable (`nix flake check` and the dev shell set it), else the clone's.
         let modules = std::env::var_os("ORDERFLOW_NODE_MODULES")
             .map_or_else(|| root.join("node_modules"), PathBuf::from);
@@ -247,8 +248,20 @@ impl Dynalite {
     }
 
     /// One DynamoDB JSON API call (dynalite checks the form of the signature, not its value).
-    fn call(&self, action: &str, body: Value) -> Result<Value> {
-        let response = ureq::post(&self.endpoint)
+    pub(crate) fn call(&self, action: &str, body: Value) -> Result<Value> {
+        let text = self.call_with(&ureq::Agent::new_with_defaults(), action, &body.to_string())?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// One DynamoDB JSON API call through `agent` (kept-alive connections), the answer's text.
+    pub(crate) fn call_with(
+        &self,
+        agent: &ureq::Agent,
+        action: &str,
+        body: &str,
+    ) -> Result<String> {
+        let response = agent
+            .post(&self.endpoint)
             .header("X-Amz-Target", &format!("DynamoDB_20120810.{action}"))
             .header("Content-Type", "application/x-amz-json-1.0")
             .header(
@@ -256,11 +269,9 @@ impl Dynalite {
                 "AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=00",
             )
             .header("X-Amz-Date", "20240101T000000Z")
-            .send(body.to_string())
+            .send(body)
             .with_context(|| format!("dynalite {action}"))?;
-        Ok(serde_json::from_str(
-            &response.into_body().read_to_string()?,
-        )?)
+        Ok(response.into_body().read_to_string()?)
     }
 }
 
