@@ -16,7 +16,9 @@
 //! The models are API Gateway's: the order's JSON Schema ([`models`]), not the Rust rule set, so
 //! an order the schema accepts and the rules refuse is written, and refused downstream, as in
 //! AWS. `413` over API Gateway's body limit or Kinesis' record limit; `429` when the stream
-//! throttles; `5xx` when it fails. Never `200` for a failure. The partition key is the order's
+//! throttles a single record (PutRecord) or a whole call, and `207` for a batch with throttled
+//! records, even all of them (PutRecords itself succeeds), as API Gateway answers; `5xx` when the
+//! stream fails. Never `200` for a failure. The partition key is the order's
 //! `customer_id`; the stream is fixed by configuration, never taken from the client.
 
 use std::future::Future;
@@ -39,6 +41,13 @@ pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// The most orders in one batch request can ever hold: PutRecords' 500 records per call. The
 /// configured limit ([`ApiConfig::max_batch_orders`], `api.max_batch_orders`) is at most this.
 pub const MAX_BATCH_ORDERS: usize = 500;
+/// Kinesis' error code for a write over a shard's throughput, per record in a PutRecords answer
+/// or for a whole PutRecord call.
+pub const THROUGHPUT_EXCEEDED: &str = "ProvisionedThroughputExceededException";
+/// The `429` body API Gateway's integration answers when Kinesis throttles
+/// (`kinesis_4xx_template` in `tofu/modules/ingestion_api/main.tf`); the router answers the same.
+pub const THROTTLED_MESSAGE: &str =
+    "Too many requests: the stream is throttling writes, retry with backoff";
 /// Kinesis' record limit, partition key and data together: "Each record in the request can be
 /// as large as 1 MiB ... The record size limit applies to the total size of the partition key
 /// and data blob" (Kinesis API reference, PutRecords; 1 MiB is a stream's default maximum record
@@ -193,7 +202,7 @@ impl IntoResponse for ApiError {
             ApiError::Throttled(retry_after) => {
                 let mut response = json(
                     StatusCode::TOO_MANY_REQUESTS,
-                    serde_json::json!({"message": "Too Many Requests"}),
+                    serde_json::json!({"message": THROTTLED_MESSAGE}),
                 );
                 if let Some(after) = retry_after {
                     let seconds = after.as_secs_f64().ceil().max(1.0) as u64;
@@ -310,7 +319,7 @@ fn customer_id(order: &serde_json::Value) -> &str {
 
 /// A record result that is a throttling failure.
 fn is_throttled(result: &RecordResult) -> bool {
-    matches!(result, RecordResult::Failed { error_code, .. } if error_code == "ProvisionedThroughputExceededException")
+    matches!(result, RecordResult::Failed { error_code, .. } if error_code == THROUGHPUT_EXCEEDED)
 }
 
 async fn put_order<S: RecordSink>(
@@ -407,9 +416,8 @@ async fn put_batch<S: RecordSink>(
         .iter()
         .filter(|r| matches!(r, RecordResult::Failed { .. }))
         .count();
-    if failed_record_count == results.len() && results.iter().all(is_throttled) {
-        return Err(ApiError::Throttled(None));
-    }
+    // Even with every record throttled: PutRecords succeeded, and API Gateway's response template
+    // answers `207` whenever `FailedRecordCount` is above zero.
     let status = if failed_record_count == 0 {
         StatusCode::OK
     } else {

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::{RecordEntry, RecordResult, RecordSink, SinkError};
+use crate::{RecordEntry, RecordResult, RecordSink, SinkError, THROUGHPUT_EXCEEDED};
 
 /// Faults to inject.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,7 +69,7 @@ impl RecordSink for MemorySink {
             .map(|(index, entry)| {
                 if partial && index % 2 == 1 {
                     return RecordResult::Failed {
-                        error_code: "ProvisionedThroughputExceededException".into(),
+                        error_code: THROUGHPUT_EXCEEDED.into(),
                         error_message: "Rate exceeded for shard shardId-000000000000".into(),
                     };
                 }

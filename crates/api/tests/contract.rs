@@ -10,7 +10,10 @@ use axum::http::{Request, StatusCode};
 use base64::Engine;
 use http_body_util::BodyExt;
 use orderflow_api::memory::{MemoryFaults, MemorySink};
-use orderflow_api::{ApiConfig, MAX_BATCH_ORDERS, MAX_BODY_BYTES, MAX_RECORD_BYTES, router};
+use orderflow_api::{
+    ApiConfig, MAX_BATCH_ORDERS, MAX_BODY_BYTES, MAX_RECORD_BYTES, RecordEntry, RecordResult,
+    RecordSink, SinkError, THROTTLED_MESSAGE, THROUGHPUT_EXCEEDED, router,
+};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -198,6 +201,57 @@ async fn a_throttled_stream_is_429_with_retry_after() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(retry_after.as_deref(), Some("2"));
     assert!(sink.records().is_empty());
+}
+
+/// A stream whose shards are all over their write throughput: every record of every call fails
+/// with `ProvisionedThroughputExceededException`, as Kinesis answers PutRecords then.
+struct Saturated;
+
+impl RecordSink for Saturated {
+    async fn put_records(&self, entries: Vec<RecordEntry>) -> Result<Vec<RecordResult>, SinkError> {
+        Ok(entries
+            .iter()
+            .map(|_| RecordResult::Failed {
+                error_code: THROUGHPUT_EXCEEDED.into(),
+                error_message: "Rate exceeded for shard shardId-000000000000 in stream orders under account 000000000000.".into(),
+            })
+            .collect())
+    }
+}
+
+/// Issue 11, item 5: what API Gateway's integration answers when Kinesis throttles. PutRecord
+/// (single and legacy routes) fails whole: `429` with the integration's message. PutRecords
+/// succeeds with every record failed: `207` with each record's error (the router answered `429`
+/// before), so a producer handles it like any partial failure.
+#[tokio::test]
+async fn throttled_writes_answer_what_api_gateway_answers() {
+    let config = ApiConfig {
+        api_key: KEY.into(),
+        stream_name: "orders".into(),
+        max_batch_orders: MAX_BATCH_ORDERS,
+    };
+    let app = router(config, Arc::new(Saturated));
+    let envelope = json!({
+        "PartitionKey": "user1",
+        "Data": base64::engine::general_purpose::STANDARD.encode(ORDER),
+    });
+    for (path, body) in [
+        ("/v1/orders", ORDER.to_owned()),
+        ("/orders", envelope.to_string()),
+    ] {
+        let (status, answer, retry_after) = post(&app, path, Some(KEY), body).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{path}");
+        assert_eq!(answer, json!({"message": THROTTLED_MESSAGE}), "{path}");
+        assert_eq!(retry_after, None, "{path}");
+    }
+    let order: Value = serde_json::from_str(ORDER).unwrap();
+    let batch = json!({"orders": [order.clone(), order]}).to_string();
+    let (status, answer, _) = post(&app, "/v1/orders/batch", Some(KEY), batch).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS);
+    assert_eq!(answer["failed_record_count"], 2);
+    for record in answer["records"].as_array().unwrap() {
+        assert_eq!(record["error_code"], THROUGHPUT_EXCEEDED);
+    }
 }
 
 #[tokio::test]

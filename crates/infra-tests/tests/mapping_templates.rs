@@ -780,6 +780,17 @@ fn error_templates_render_json_with_the_twins_statuses() {
                         rendered.output
                     ));
                 }
+                // The twin's router answers a throttled write with the same message.
+                if status == 429
+                    && !json
+                        .as_ref()
+                        .is_ok_and(|body| body["message"] == orderflow_api::THROTTLED_MESSAGE)
+                {
+                    failures.push(format!(
+                        "{kind}: the 429 body {:?} is not the router's",
+                        rendered.output
+                    ));
+                }
             }
             Err(error) => failures.push(format!("{kind}: {error}")),
         }
