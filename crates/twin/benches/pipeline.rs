@@ -5,7 +5,8 @@
 //! `cargo bench -p orderflow-twin --bench pipeline --profile pipeline-bench [-- ORDERS RUNS]`
 //! (defaults 50,000 orders, 3 runs; medians printed). The deployed settings are used except the
 //! Firehose buffering interval, set to 1 s: with the deployed 60 s, rows become queryable when
-//! the interval ends, by design.
+//! the interval ends, by design. Kinesis' throughput limits are off (`--no-limits`): they would
+//! measure the deployment's two shards, not the twin.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -36,6 +37,8 @@ async fn one_run(data_dir: &Path, orders: u64, seed: u64) -> anyhow::Result<Run>
         api_key: None,
         dynamodb_endpoint: None,
         buffering_interval: Some(Duration::from_secs(1)),
+        // The twin's own throughput, not Kinesis': two shards would cap writes at 2,000 orders/s.
+        limits: None,
     })
     .await?;
     let workload = WorkloadConfig {

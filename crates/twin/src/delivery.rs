@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bucket::{Bucket, expand_prefix, object_name};
 use crate::columnar::RowBatchBuilder;
+use crate::limits::{ReadThrottle, record_size};
 use crate::settings::DeliverySettings;
 use crate::stream::{StoredRecord, Stream};
 
@@ -66,6 +67,9 @@ pub struct Delivery {
     pub settings: DeliverySettings,
     /// Overrides `settings.buffering_interval_seconds` when set.
     pub buffering_interval: Duration,
+    /// What it asks before reading each shard: Firehose polls with GetRecords, within the shard's
+    /// shared read throughput (see [`crate::limits`]).
+    pub reads: ReadThrottle,
 }
 
 /// A failed record on its way to the error prefix.
@@ -150,6 +154,10 @@ impl Delivery {
         let mut flush_seen = *flush.borrow_and_update();
         loop {
             appended.borrow_and_update();
+            // Kinesis' read limits (crate::limits): one GetRecords call per shard, waited for.
+            for shard in 0..shards {
+                self.reads.before_read(shard).await;
+            }
             let records = match self.read_round(&mut pending.positions, processor_bytes) {
                 Ok(records) => records,
                 Err(error) => {
@@ -157,6 +165,12 @@ impl Delivery {
                     Vec::new()
                 }
             };
+            for record in &records {
+                self.reads.after_read(
+                    record.shard,
+                    record_size(&record.partition_key, &record.data),
+                );
+            }
             let caught_up = records.is_empty();
             if !caught_up {
                 self.process(records, &mut pending);
@@ -511,6 +525,7 @@ pub(crate) mod tests {
             transformer: "orderflow-local-transform-orders".into(),
             settings: PipelineSettings::built_in().delivery,
             buffering_interval: Duration::from_secs(3600),
+            reads: ReadThrottle::unlimited(),
         }
     }
 

@@ -12,6 +12,9 @@
 //!   (the on-failure destination) and the shard moves on.
 //! - Checkpoints are durable (in the stream's database); a restart resumes after the last batch
 //!   that finished, so a batch in flight at a crash is delivered again (at-least-once).
+//! - Every read asks the mapping's [`ReadThrottle`] first: with Kinesis' read limits on, a mapping
+//!   without enhanced fan-out shares each shard's five GetRecords calls and 2 MiB per second with
+//!   the delivery streams, and one with enhanced fan-out reads within its own 2 MiB per second.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,6 +30,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::bucket::Bucket;
+use crate::limits::{ReadThrottle, record_size};
 use crate::settings::ConsumerSettings;
 use crate::stream::{StoredRecord, Stream, position_of};
 
@@ -81,8 +85,72 @@ enum Outcome {
     Done,
     /// Records from this position on must be retried.
     RetryFrom(u64),
-    /// The whole batch failed.
-    Failed(String),
+    /// The whole batch failed: the function failed (an error, a crash, a timeout).
+    FunctionError(String),
+    /// The whole batch failed: the function answered, but not with a response Lambda accepts
+    /// (unreadable, or naming a record that is not in the batch). Not a function error.
+    InvalidResponse(String),
+}
+
+/// Why a batch goes to the on-failure destination, and what its invocation record says about it.
+///
+/// The fields follow what AWS writes. The Lambda developer guide's example invocation record for
+/// a Kinesis source ("Retain discarded batch records for a Kinesis Data Streams event source in
+/// Lambda", <https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html>)
+/// shows a batch whose function failed: `"condition": "RetryAttemptsExhausted"`,
+/// `"approximateInvokeCount"`, and `"responseContext": {"statusCode": 200, "executedVersion":
+/// "$LATEST", "functionError": "Unhandled"}`. AWS does not document the other cases; the values
+/// below are the ones AWS itself wrote in LocalStack's parity tests, recorded against AWS on
+/// 2025-11-25 (`tests/aws/services/lambda_/event_source_mapping/test_lambda_integration_kinesis.snapshot.json`
+/// in `localstack/localstack` at `8b9a79f`):
+/// - records expired before any invocation (`expire-before-ingestion`,
+///   `..._discard_records`): `RecordAgeExceeded`, `approximateInvokeCount` 1, and no
+///   `responseContext` at all (none either for records that expired while retrying);
+/// - a function that kept answering `batchItemFailures` with `MaximumRetryAttempts` 3
+///   (`test_kinesis_report_batch_item_failures`): `RetryAttemptsExhausted`,
+///   `approximateInvokeCount` 4 (the first invocation and three retries), and
+///   `"functionError": null`; also null for responses Lambda refuses (an empty or unknown
+///   `itemIdentifier`), `"Unhandled"` only when the function raised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Discard {
+    /// `RecordAgeExceeded`, after this many invocations of the batch (0: none).
+    RecordAge { invocations: u32 },
+    /// `RetryAttemptsExhausted` after this many invocations; whether the last one was a function
+    /// error (otherwise the function answered `batchItemFailures` or a response Lambda refused).
+    RetriesExhausted {
+        invocations: u32,
+        function_error: bool,
+    },
+}
+
+impl Discard {
+    fn condition(self) -> &'static str {
+        match self {
+            Discard::RecordAge { .. } => "RecordAgeExceeded",
+            Discard::RetriesExhausted { .. } => "RetryAttemptsExhausted",
+        }
+    }
+
+    /// `approximateInvokeCount`: the batch's invocations, and 1 for records that expired before
+    /// any (what AWS writes then).
+    fn invoke_count(self) -> u32 {
+        match self {
+            Discard::RecordAge { invocations } => invocations.max(1),
+            Discard::RetriesExhausted { invocations, .. } => invocations,
+        }
+    }
+
+    /// `responseContext`, which AWS leaves out of a `RecordAgeExceeded` record.
+    fn response_context(self) -> Option<serde_json::Value> {
+        match self {
+            Discard::RecordAge { .. } => None,
+            Discard::RetriesExhausted { function_error, .. } => Some(json!({
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": function_error.then_some("Unhandled"),
+            })),
+        }
+    }
 }
 
 /// The mapping of one shard.
@@ -101,6 +169,8 @@ pub struct ShardMapping<F> {
     pub bucket: Bucket,
     /// Counters.
     pub stats: Arc<MappingStats>,
+    /// What the mapping asks before each read (Kinesis' read limits, or none).
+    pub reads: ReadThrottle,
 }
 
 // By hand: a derive would ask for `F: Clone`, and only the `Arc` is cloned.
@@ -114,6 +184,7 @@ impl<F> Clone for ShardMapping<F> {
             function_name: self.function_name.clone(),
             bucket: self.bucket.clone(),
             stats: self.stats.clone(),
+            reads: self.reads.clone(),
         }
     }
 }
@@ -160,6 +231,11 @@ impl<F: StreamFunction> ShardMapping<F> {
                     break;
                 }
             }
+            // A GetRecords call (or a push, with enhanced fan-out): within the shard's limits.
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.reads.before_read(self.shard) => {}
+            }
             let read = match self
                 .stream
                 .read_from(self.shard, checkpoint, limit, MAX_PAYLOAD_BYTES)
@@ -171,6 +247,13 @@ impl<F: StreamFunction> ShardMapping<F> {
                     continue;
                 }
             };
+            self.reads.after_read(
+                self.shard,
+                read.records
+                    .iter()
+                    .map(|r| record_size(&r.partition_key, &r.data))
+                    .sum(),
+            );
             crate::stream::report_trimmed(READER, self.shard, read.trimmed_unread);
             let records = read.records;
             let Some(last) = records.last().map(|r| r.position) else {
@@ -187,8 +270,10 @@ impl<F: StreamFunction> ShardMapping<F> {
                 None => 0,
             };
             if expired > 0 {
-                self.to_failure_store(&records[..expired], "RecordAgeExceeded", attempts)
-                    .await;
+                let discard = Discard::RecordAge {
+                    invocations: attempts,
+                };
+                self.to_failure_store(&records[..expired], discard).await;
                 checkpoint = records[expired - 1].position;
                 self.save(checkpoint).await;
                 attempts = 0;
@@ -220,14 +305,18 @@ impl<F: StreamFunction> ShardMapping<F> {
                             .filter(|r| r.position >= position)
                             .cloned()
                             .collect();
-                        self.to_failure_store(&remaining, "RetryAttemptsExhausted", attempts)
-                            .await;
+                        let discard = Discard::RetriesExhausted {
+                            invocations: attempts,
+                            function_error: false,
+                        };
+                        self.to_failure_store(&remaining, discard).await;
                         checkpoint = last;
                         self.save(checkpoint).await;
                         attempts = 0;
                     }
                 }
-                Outcome::RetryFrom(_) | Outcome::Failed(_) => {
+                Outcome::RetryFrom(_) | Outcome::FunctionError(_) | Outcome::InvalidResponse(_) => {
+                    let function_error = matches!(outcome, Outcome::FunctionError(_));
                     if self.settings.bisect_batch_on_function_error && records.len() > 1 {
                         limit = records.len() / 2;
                         self.stats.bisections.fetch_add(1, Ordering::Relaxed);
@@ -240,8 +329,11 @@ impl<F: StreamFunction> ShardMapping<F> {
                         .retry_limit()
                         .is_some_and(|limit| attempts > limit)
                     {
-                        self.to_failure_store(&records, "RetryAttemptsExhausted", attempts)
-                            .await;
+                        let discard = Discard::RetriesExhausted {
+                            invocations: attempts,
+                            function_error,
+                        };
+                        self.to_failure_store(&records, discard).await;
                         checkpoint = last;
                         self.save(checkpoint).await;
                         attempts = 0;
@@ -267,7 +359,7 @@ impl<F: StreamFunction> ShardMapping<F> {
             Err(error) => {
                 self.stats.function_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(shard = self.shard, error = %error, "consumer invocation failed");
-                return Outcome::Failed(error.to_string());
+                return Outcome::FunctionError(error.to_string());
             }
         };
         let outcome = outcome_of(&response, records);
@@ -291,24 +383,25 @@ impl<F: StreamFunction> ShardMapping<F> {
     ///
     /// Every member but [`TWIN_RECORDS`] is the invocation record Lambda sends to a Kinesis
     /// mapping's on-failure destination ("Retain discarded batch records for a Kinesis Data
-    /// Streams event source in Lambda", Lambda developer guide): metadata only, no record data.
+    /// Streams event source in Lambda", Lambda developer guide): metadata only, no record data;
+    /// `condition`, `approximateInvokeCount` and `responseContext` as [`Discard`] says.
     /// [`TWIN_RECORDS`] is a twin-only convenience holding the records themselves; in AWS they
     /// are read back from the stream by shard and sequence numbers within its retention
     /// (README, "Recovering a failed batch in AWS").
-    async fn to_failure_store(&self, records: &[StoredRecord], condition: &str, attempts: u32) {
+    async fn to_failure_store(&self, records: &[StoredRecord], discard: Discard) {
+        let condition = discard.condition();
         let first = &records[0];
         let last = &records[records.len() - 1];
         let now = Utc::now();
-        let document = json!({
+        let mut document = json!({
             "version": "1.0",
             "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "requestContext": {
                 "requestId": uuid::Uuid::new_v4().to_string(),
-                "functionArn": format!("arn:aws:lambda:us-east-1:000000000000:function:{}", self.function_name),
+                "functionArn": format!("arn:aws:lambda:us-east-1:{}:function:{}", crate::stream::ACCOUNT, self.function_name),
                 "condition": condition,
-                "approximateInvokeCount": attempts + 1,
+                "approximateInvokeCount": discard.invoke_count(),
             },
-            "responseContext": { "statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled" },
             "KinesisBatchInfo": {
                 "shardId": first.shard_id(),
                 "startSequenceNumber": first.sequence_number(),
@@ -325,6 +418,9 @@ impl<F: StreamFunction> ShardMapping<F> {
                 "data": BASE64.encode(&r.data),
             })).collect::<Vec<_>>(),
         });
+        if let Some(response) = discard.response_context() {
+            document["responseContext"] = response;
+        }
         let key = format!(
             "{FAILURE_PREFIX}/{}/{}/{}-{}.json",
             first.shard_id(),
@@ -383,7 +479,7 @@ fn outcome_of(response: &[u8], records: &[StoredRecord]) -> Outcome {
         return if response.is_empty() || response == b"null" {
             Outcome::Done
         } else {
-            Outcome::Failed("the response is not a KinesisEventResponse".into())
+            Outcome::InvalidResponse("the response is not a KinesisEventResponse".into())
         };
     };
     let failures = response.batch_item_failures.unwrap_or_default();
@@ -398,7 +494,7 @@ fn outcome_of(response: &[u8], records: &[StoredRecord]) -> Outcome {
             .and_then(position_of)
             .filter(|p| records.iter().any(|r| r.position == *p));
         let Some(position) = position else {
-            return Outcome::Failed(
+            return Outcome::InvalidResponse(
                 "batchItemFailures names a sequence number that is not in the batch".into(),
             );
         };
@@ -541,6 +637,17 @@ mod tests {
         }
     }
 
+    impl Scripted {
+        fn failing_on(poison: &[&str], partial: bool) -> Scripted {
+            Scripted {
+                poison: poison.iter().map(|data| data.as_bytes().to_vec()).collect(),
+                partial,
+                seen: Mutex::default(),
+                done: Mutex::default(),
+            }
+        }
+    }
+
     fn settings() -> ConsumerSettings {
         ConsumerSettings {
             batch_size: 100,
@@ -555,10 +662,9 @@ mod tests {
         }
     }
 
-    async fn run_until_idle(
-        partial: bool,
-        settings: ConsumerSettings,
-    ) -> (Arc<Scripted>, Stream, Bucket) {
+    /// A one-shard stream holding `r0` to `r249`, a bucket, and a function failing on `r137`
+    /// (with `batchItemFailures` when `partial`, otherwise with a function error).
+    async fn fixture(partial: bool) -> (Arc<Scripted>, Stream, Bucket) {
         let dir = std::env::temp_dir().join(format!("orderflow-esm-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let stream = Stream::open(&dir.join("s.redb"), "orders", 1).unwrap();
@@ -570,13 +676,21 @@ mod tests {
             })
             .collect();
         stream.append(entries).await.unwrap();
-        let function = Arc::new(Scripted {
-            poison: HashSet::from([b"r137".to_vec()]),
-            partial,
-            seen: Mutex::default(),
-            done: Mutex::default(),
-        });
-        let mapping = ShardMapping {
+        (
+            Arc::new(Scripted::failing_on(&["r137"], partial)),
+            stream,
+            bucket,
+        )
+    }
+
+    /// The shard's mapping over `stream`, without read limits.
+    fn mapping(
+        function: &Arc<Scripted>,
+        stream: &Stream,
+        bucket: &Bucket,
+        settings: ConsumerSettings,
+    ) -> ShardMapping<Scripted> {
+        ShardMapping {
             stream: stream.clone(),
             shard: 0,
             settings,
@@ -584,11 +698,17 @@ mod tests {
             function_name: "consumer".into(),
             bucket: bucket.clone(),
             stats: Arc::default(),
-        };
+            reads: ReadThrottle::unlimited(),
+        }
+    }
+
+    /// Runs `mapping` until its checkpoint is `until`, then stops it.
+    async fn run_until<F: StreamFunction>(mapping: ShardMapping<F>, until: u64) {
+        let stream = mapping.stream.clone();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(mapping.run(shutdown.clone()));
         let started = std::time::Instant::now();
-        while stream.checkpoint(READER, 0).unwrap() < 250 {
+        while stream.checkpoint(READER, 0).unwrap() < until {
             assert!(
                 started.elapsed() < Duration::from_secs(30),
                 "mapping stalled"
@@ -597,6 +717,14 @@ mod tests {
         }
         shutdown.cancel();
         task.await.unwrap();
+    }
+
+    async fn run_until_idle(
+        partial: bool,
+        settings: ConsumerSettings,
+    ) -> (Arc<Scripted>, Stream, Bucket) {
+        let (function, stream, bucket) = fixture(partial).await;
+        run_until(mapping(&function, &stream, &bucket, settings), 250).await;
         (function, stream, bucket)
     }
 
@@ -658,6 +786,211 @@ mod tests {
         assert_eq!(function.seen.lock().unwrap().len(), 2 + 3);
     }
 
+    /// Issue 11, item 7: records already older than `maximum_record_age_seconds` when read go to
+    /// the failure store without an invocation, described as AWS describes them (see
+    /// [`Discard`]): `RecordAgeExceeded`, `approximateInvokeCount` 1, no `responseContext` (the
+    /// twin wrote an `Unhandled` function error before).
+    #[tokio::test]
+    async fn records_expired_before_any_invocation_are_described_as_aws_describes_them() {
+        let (function, stream, bucket) = fixture(false).await;
+        // Every record is now older than the limit of 0 s.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let settings = ConsumerSettings {
+            maximum_record_age_seconds: 0,
+            ..settings()
+        };
+        run_until(mapping(&function, &stream, &bucket, settings), 250).await;
+        assert!(function.seen.lock().unwrap().is_empty(), "never invoked");
+        let documents = failure_documents(&bucket).await;
+        let records: u64 = documents
+            .iter()
+            .map(|d| d["KinesisBatchInfo"]["batchSize"].as_u64().unwrap())
+            .sum();
+        assert_eq!(records, 250);
+        for document in &documents {
+            let context = &document["requestContext"];
+            assert_eq!(context["condition"], "RecordAgeExceeded", "{document:#}");
+            assert_eq!(context["approximateInvokeCount"], 1, "{document:#}");
+            assert!(document.get("responseContext").is_none(), "{document:#}");
+        }
+    }
+
+    /// Issue 11, item 7: a batch whose retries run out is `RetryAttemptsExhausted`, with
+    /// `approximateInvokeCount` the invocations that held it (the first and
+    /// `maximum_retry_attempts` retries: 3 here, the twin wrote 4 before) and `functionError`
+    /// `"Unhandled"` for a function error but null for a function that answered
+    /// `batchItemFailures` (status 200), as AWS writes them (see [`Discard`]).
+    #[tokio::test]
+    async fn exhausted_retries_are_described_as_aws_describes_them() {
+        for partial in [true, false] {
+            let settings = ConsumerSettings {
+                bisect_batch_on_function_error: false,
+                ..settings()
+            };
+            let (function, _stream, bucket) = run_until_idle(partial, settings).await;
+            let documents = failure_documents(&bucket).await;
+            assert_eq!(documents.len(), 1, "partial={partial}");
+            let document = &documents[0];
+            let invocations = function
+                .seen
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|batch| batch.iter().any(|data| data == b"r137"))
+                .count();
+            assert_eq!(invocations, 3, "partial={partial}");
+            assert_eq!(
+                document["requestContext"]["condition"],
+                "RetryAttemptsExhausted"
+            );
+            assert_eq!(
+                document["requestContext"]["approximateInvokeCount"], invocations,
+                "partial={partial}"
+            );
+            let function_error = if partial {
+                serde_json::Value::Null
+            } else {
+                "Unhandled".into()
+            };
+            assert_eq!(
+                document["responseContext"],
+                json!({"statusCode": 200, "executedVersion": "$LATEST", "functionError": function_error}),
+                "partial={partial}"
+            );
+        }
+    }
+
+    /// A response Lambda refuses (naming a record not in the batch) fails the batch without a
+    /// function error: `functionError` is null when its retries run out, as AWS writes it.
+    #[tokio::test]
+    async fn a_refused_response_is_not_a_function_error() {
+        struct Refusing;
+        impl StreamFunction for Refusing {
+            async fn invoke(&self, _event: Vec<u8>) -> Result<Vec<u8>, FunctionError> {
+                Ok(br#"{"batchItemFailures":[{"itemIdentifier":"not-in-the-batch"}]}"#.to_vec())
+            }
+        }
+        let (_, stream, bucket) = fixture(false).await;
+        let settings = ConsumerSettings {
+            bisect_batch_on_function_error: false,
+            maximum_retry_attempts: 0,
+            ..settings()
+        };
+        let mapping = ShardMapping {
+            stream: stream.clone(),
+            shard: 0,
+            settings,
+            function: Arc::new(Refusing),
+            function_name: "consumer".into(),
+            bucket: bucket.clone(),
+            stats: Arc::default(),
+            reads: ReadThrottle::unlimited(),
+        };
+        run_until(mapping, 250).await;
+        let documents = failure_documents(&bucket).await;
+        assert_eq!(documents.len(), 3);
+        for document in documents {
+            assert_eq!(document["requestContext"]["approximateInvokeCount"], 1);
+            assert_eq!(
+                document["responseContext"]["functionError"],
+                serde_json::Value::Null
+            );
+        }
+    }
+
+    /// Appends `data` to the one shard of `stream` from its own thread and runtime, waiting for
+    /// the commit (callable where a runtime is already running).
+    fn append_now(stream: &Stream, data: &[&str]) {
+        let entries: Vec<RecordEntry> = data
+            .iter()
+            .map(|data| RecordEntry {
+                partition_key: "k".into(),
+                data: data.as_bytes().to_vec(),
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap()
+                        .block_on(stream.append(entries))
+                        .unwrap()
+                })
+                .join()
+                .unwrap()
+        });
+    }
+
+    /// A log writer that, when the mapping reports records lost to retention (right after the
+    /// read that found them gone, before it moves on), appends two records and notes the
+    /// checkpoint at that moment.
+    struct AppendOnLossReport {
+        stream: Stream,
+        checkpoint_then: Arc<Mutex<Option<u64>>>,
+    }
+
+    impl std::io::Write for AppendOnLossReport {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            let line = String::from_utf8_lossy(bytes);
+            let mut checkpoint_then = self.checkpoint_then.lock().unwrap();
+            if line.contains("expired (retention)") && checkpoint_then.is_none() {
+                *checkpoint_then = Some(self.stream.checkpoint(READER, 0).unwrap());
+                append_now(&self.stream, &["new4", "new5"]);
+            }
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// After a read that found only records retention had trimmed, the mapping moves past those
+    /// records, not to the tip (fixed with the trim horizon, untested until now): records
+    /// appended between that read and the move are still delivered. Records 1 to 3 are trimmed
+    /// before the mapping starts; when it reports them lost (after its read, before its move),
+    /// records 4 and 5 are appended. A mapping that jumped to the tip (5) would never deliver
+    /// them.
+    #[test]
+    fn a_read_of_only_trimmed_records_moves_past_them_not_to_the_tip() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let stream = Stream::open(&dir.path().join("s.redb"), "orders", 1).unwrap();
+        let bucket = Bucket::local(&dir.path().join("bucket")).unwrap();
+        append_now(&stream, &["old1", "old2", "old3"]);
+        assert_eq!(stream.trim(u64::MAX).unwrap().removed, 3);
+        let function = Arc::new(Scripted::failing_on(&[], false));
+        let checkpoint_then = Arc::new(Mutex::new(None));
+        let subscriber = {
+            let (stream, checkpoint_then) = (stream.clone(), checkpoint_then.clone());
+            tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_writer(move || AppendOnLossReport {
+                    stream: stream.clone(),
+                    checkpoint_then: checkpoint_then.clone(),
+                })
+                .finish()
+        };
+        let mapping = mapping(&function, &stream, &bucket, settings());
+        tracing::subscriber::with_default(subscriber, || {
+            runtime.block_on(run_until(mapping, 5));
+        });
+        assert_eq!(
+            *checkpoint_then.lock().unwrap(),
+            Some(0),
+            "records 4 and 5 were appended after the read and before the checkpoint moved"
+        );
+        assert_eq!(
+            *function.done.lock().unwrap(),
+            [b"new4".to_vec(), b"new5".to_vec()]
+        );
+        assert_eq!(stream.checkpoint(READER, 0).unwrap(), 5);
+    }
+
     #[test]
     fn responses_are_read_like_lambda_reads_them() {
         let records: Vec<StoredRecord> = (1..=3)
@@ -688,14 +1021,14 @@ mod tests {
                 .as_bytes(),
                 &records
             ),
-            Outcome::Failed(_)
+            Outcome::InvalidResponse(_)
         ));
         assert!(matches!(
             outcome_of(
                 br#"{"batchItemFailures":[{"itemIdentifier":""}]}"#,
                 &records
             ),
-            Outcome::Failed(_)
+            Outcome::InvalidResponse(_)
         ));
     }
 }

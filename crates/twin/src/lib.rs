@@ -4,7 +4,8 @@
 //! [`orderflow_transformer::transform`]) run in process behind the same JSON contracts Lambda
 //! gives them; around them the twin provides what AWS provides:
 //!
-//! - [`stream`]: a durable, sharded log with Kinesis semantics (redb);
+//! - [`stream`]: a durable, sharded log with Kinesis semantics (redb), held to Kinesis'
+//!   per-shard throughput limits ([`limits`]) unless they are turned off;
 //! - the ingestion API ([`orderflow_api::router`]) writing to it;
 //! - [`esm`]: Lambda's Kinesis event source mapping (batching, `batchItemFailures`, bisection,
 //!   retries, record age, failure store);
@@ -24,6 +25,7 @@ pub mod data_folder;
 pub mod delivery;
 pub mod dynamodb;
 pub mod esm;
+pub mod limits;
 pub mod settings;
 pub mod sql;
 pub mod status;

@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{DurationRound, TimeDelta, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use orderflow_producer::{Stats, WorkloadConfig};
+use orderflow_twin::limits::{Clock, SystemClock};
 use orderflow_twin::settings::PipelineSettings;
 use orderflow_twin::status::Status;
 use orderflow_twin::twin::{Endpoints, STATUS_ROUTE, Twin, TwinOptions, endpoints_file};
@@ -58,6 +59,10 @@ struct StartArgs {
     /// Deliver Firehose buffers after this many seconds instead of the settings' interval.
     #[arg(long)]
     buffering_interval_seconds: Option<u64>,
+    /// Do not emulate Kinesis' per-shard throughput limits (1,000 records and 1 MiB written,
+    /// five reads and 2 MiB read per second): for benchmarks of the twin itself.
+    #[arg(long)]
+    no_limits: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,6 +220,7 @@ fn options(
         api_key: start.api_key,
         dynamodb_endpoint: start.dynamodb_endpoint,
         buffering_interval: start.buffering_interval_seconds.map(Duration::from_secs),
+        limits: (!start.no_limits).then(|| Arc::new(SystemClock::new()) as Arc<dyn Clock>),
     }
 }
 

@@ -8,6 +8,9 @@
 //!   of positions, `(trimmed, tip]`.
 //! - Every append is committed (fsync) before it is acknowledged. Concurrent appends are grouped
 //!   into one transaction by a writer thread, so throughput does not pay one fsync per request.
+//! - With [`Stream::limit_writes`], each shard takes no more than Kinesis' per-shard write limits
+//!   ([`crate::limits`]): a record over them is answered `ProvisionedThroughputExceededException`
+//!   and not written, the others of the same call are.
 //! - Readers (the event source mapping, each delivery stream) keep durable checkpoints in the
 //!   same database, so a restart resumes where each left off.
 
@@ -17,9 +20,11 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 
 use md5::{Digest, Md5};
-use orderflow_api::{RecordEntry, RecordResult, RecordSink, SinkError};
+use orderflow_api::{RecordEntry, RecordResult, RecordSink, SinkError, THROUGHPUT_EXCEEDED};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{oneshot, watch};
+
+use crate::limits::{WriteLimits, record_size};
 
 /// Records: `(shard, position)` → arrival ms (8 bytes LE), key length (2 bytes LE), key, data.
 const RECORDS: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("records");
@@ -50,6 +55,9 @@ pub enum StreamError {
     #[error("invalid request: {0}")]
     Invalid(String),
 }
+
+/// The twin's fake AWS account (in ARNs and Kinesis' error messages).
+pub const ACCOUNT: &str = "000000000000";
 
 /// Kinesis' partition key length: 1 to 256 Unicode characters ("Minimum length of 1. Maximum
 /// length of 256.", Kinesis API reference, PutRecordsRequestEntry). Kept whole: up to 1,024 bytes.
@@ -215,6 +223,8 @@ struct Inner {
     trimmed: Vec<AtomicU64>,
     appended: watch::Sender<u64>,
     writer: std::sync::Mutex<Option<thread::JoinHandle<()>>>,
+    /// Kinesis' write limits, once [`Stream::limit_writes`] set them.
+    write_limits: std::sync::OnceLock<WriteLimits>,
 }
 
 impl Stream {
@@ -282,6 +292,7 @@ impl Stream {
                 trimmed: trimmed_now,
                 appended,
                 writer: std::sync::Mutex::new(Some(writer)),
+                write_limits: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -299,12 +310,24 @@ impl Stream {
     /// The stream's ARN in the twin's fake account.
     pub fn arn(&self) -> String {
         format!(
-            "arn:aws:kinesis:us-east-1:000000000000:stream/{}",
+            "arn:aws:kinesis:us-east-1:{ACCOUNT}:stream/{}",
             self.inner.name
         )
     }
 
-    /// Appends records durably (PutRecords); results in entry order.
+    /// From now on, every append is held to Kinesis' per-shard write limits (`limits`); without
+    /// this the stream takes whatever it is given (`--no-limits`). Limits set once stay.
+    pub fn limit_writes(&self, limits: WriteLimits) {
+        if self.inner.write_limits.set(limits).is_err() {
+            tracing::warn!("the stream's write limits were already set; keeping the first");
+        }
+    }
+
+    /// Appends records durably (PutRecords); results in entry order. With write limits, a record
+    /// its shard cannot take now fails with `ProvisionedThroughputExceededException` and is not
+    /// written; the others are ("A single record failure does not stop the processing of
+    /// subsequent records", Kinesis API reference, PutRecords). A PutRecord is a call with one
+    /// entry: it fails whole.
     pub async fn append(
         &self,
         entries: Vec<RecordEntry>,
@@ -317,6 +340,60 @@ impl Stream {
                 entry.partition_key.chars().count()
             )));
         }
+        let Some(limits) = self.inner.write_limits.get() else {
+            return self.write(entries).await;
+        };
+        let shards: Vec<u32> = entries
+            .iter()
+            .map(|entry| shard_for(&entry.partition_key, self.inner.shard_count))
+            .collect();
+        let admitted = limits.admit(
+            shards
+                .iter()
+                .zip(&entries)
+                .map(|(&shard, entry)| (shard, record_size(&entry.partition_key, &entry.data))),
+        );
+        if admitted.iter().all(|&taken| taken) {
+            return self.write(entries).await;
+        }
+        let taken: Vec<RecordEntry> = entries
+            .into_iter()
+            .zip(&admitted)
+            .filter_map(|(entry, &taken)| taken.then_some(entry))
+            .collect();
+        tracing::debug!(
+            refused = admitted.len() - taken.len(),
+            "write throughput exceeded; records refused"
+        );
+        let mut written = if taken.is_empty() {
+            Vec::new()
+        } else {
+            self.write(taken).await?
+        }
+        .into_iter();
+        Ok(admitted
+            .iter()
+            .zip(shards)
+            .map(|(&taken, shard)| {
+                if taken {
+                    return written.next().expect("one result per record written");
+                }
+                // The message names account, stream and shard, as Kinesis' does
+                // (PutRecordsResultEntry, Kinesis API reference).
+                RecordResult::Failed {
+                    error_code: THROUGHPUT_EXCEEDED.to_owned(),
+                    error_message: format!(
+                        "Rate exceeded for shard {} in stream {} under account {ACCOUNT}.",
+                        shard_id(shard),
+                        self.inner.name
+                    ),
+                }
+            })
+            .collect())
+    }
+
+    /// Hands `entries` to the writer thread and waits for them to be committed.
+    async fn write(&self, entries: Vec<RecordEntry>) -> Result<Vec<RecordResult>, StreamError> {
         let (reply, answer) = oneshot::channel();
         {
             let appends = self.inner.appends.lock().expect("not poisoned");
@@ -644,6 +721,8 @@ impl RecordSink for Stream {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn entry(key: &str, data: &str) -> RecordEntry {
@@ -873,6 +952,65 @@ mod tests {
             1,
             "nothing else was written"
         );
+    }
+
+    /// Issue 11, item 5: with Kinesis' write limits, the records of a PutRecords call that their
+    /// shard cannot take now fail one by one (`ProvisionedThroughputExceededException`, naming
+    /// account, stream and shard, as Kinesis does) and are not stored; the others are written.
+    /// A PutRecord (one record) fails whole. Each shard has its own allowance.
+    #[tokio::test]
+    async fn records_over_a_shards_write_limit_fail_one_by_one() {
+        let dir = tempdir();
+        let clock = Arc::new(crate::limits::tests::ManualClock::default());
+        let stream = Stream::open(&dir.join("s.redb"), "orders", 2).unwrap();
+        stream.limit_writes(WriteLimits::new(2, clock.clone()));
+        // "a" is on shard 0, "d" on shard 1. A second's worth for shard 0 at once:
+        let results = stream
+            .append((0..1000).map(|i| entry("a", &i.to_string())).collect())
+            .await
+            .unwrap();
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, RecordResult::Written { .. }))
+        );
+        let throttled = RecordResult::Failed {
+            error_code: THROUGHPUT_EXCEEDED.into(),
+            error_message:
+                "Rate exceeded for shard shardId-000000000000 in stream orders under account 000000000000."
+                    .into(),
+        };
+        let results = stream
+            .append(vec![entry("a", "x"), entry("d", "y"), entry("a", "z")])
+            .await
+            .unwrap();
+        assert_eq!(
+            results,
+            [
+                throttled.clone(),
+                RecordResult::Written {
+                    shard_id: shard_id(1),
+                    sequence_number: sequence_number(1, 1),
+                },
+                throttled.clone(),
+            ]
+        );
+        assert_eq!(stream.tips(), vec![1000, 1], "nothing refused was stored");
+        // A PutRecord over the limit fails whole; a millisecond later the shard takes one more.
+        assert_eq!(
+            stream.append(vec![entry("a", "w")]).await.unwrap(),
+            [throttled]
+        );
+        clock.advance(Duration::from_millis(1));
+        let results = stream.append(vec![entry("a", "v")]).await.unwrap();
+        assert_eq!(
+            results,
+            [RecordResult::Written {
+                shard_id: shard_id(0),
+                sequence_number: sequence_number(0, 1001),
+            }]
+        );
+        assert_eq!(stream.read(0, 1000, 10, usize::MAX).unwrap()[0].data, b"v");
     }
 
     fn tempdir() -> std::path::PathBuf {

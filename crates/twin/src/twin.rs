@@ -21,6 +21,7 @@ use crate::bucket::Bucket;
 use crate::delivery::{Delivery, delivery_stream_name};
 use crate::dynamodb::{self, Dynalite};
 use crate::esm::{ConsumerFunction, MappingStats, ShardMapping};
+use crate::limits::{Clock, ReadLimits, ReadThrottle, WriteLimits};
 use crate::settings::PipelineSettings;
 use crate::status::{self, BucketTally, Status};
 use crate::stream::Stream;
@@ -45,6 +46,10 @@ pub struct TwinOptions {
     pub dynamodb_endpoint: Option<String>,
     /// Overrides the settings' Firehose buffering interval.
     pub buffering_interval: Option<Duration>,
+    /// Emulate Kinesis' per-shard throughput limits (writes throttled, readers waiting;
+    /// [`crate::limits`]) on this clock: [`SystemClock`](crate::limits::SystemClock) normally,
+    /// a test's own clock in tests. `None` (`--no-limits`) for benchmarks of the twin itself.
+    pub limits: Option<Arc<dyn Clock>>,
 }
 
 /// Where a running twin can be reached (`DATA/twin.json`).
@@ -177,6 +182,23 @@ impl Twin {
         let client = dynamodb::client(&dynamodb_endpoint);
         dynamodb::ensure_table(&client, &table).await?;
 
+        let consumer_name = format!("{prefix}-{}", lambdas.consumer);
+        // Kinesis' throughput limits: the stream refuses writes over them, each reader asks its
+        // throttle before reading. The consumer reads through an enhanced fan-out consumer when
+        // the settings say so (its own throughput), otherwise it shares with the delivery streams.
+        let (consumer_reads, delivery_reads) = if let Some(clock) = options.limits {
+            stream.limit_writes(WriteLimits::new(stream.shard_count(), clock.clone()));
+            let reads = ReadLimits::new(stream.shard_count(), clock);
+            let consumer = if settings.consumer.enhanced_fan_out {
+                ReadThrottle::enhanced_fan_out(&reads, &consumer_name)
+            } else {
+                ReadThrottle::shared(&reads)
+            };
+            (consumer, ReadThrottle::shared(&reads))
+        } else {
+            (ReadThrottle::unlimited(), ReadThrottle::unlimited())
+        };
+
         let shutdown = CancellationToken::new();
         let mut workers = Vec::new();
         let mapping_stats = Arc::new(MappingStats::default());
@@ -192,9 +214,10 @@ impl Twin {
                 shard,
                 settings: settings.consumer.clone(),
                 function: function.clone(),
-                function_name: format!("{prefix}-{}", lambdas.consumer),
+                function_name: consumer_name.clone(),
                 bucket: bucket.clone(),
                 stats: mapping_stats.clone(),
+                reads: consumer_reads.clone(),
             };
             let name = format!("consumer mapping, {}", crate::stream::shard_id(shard));
             let stop = shutdown.clone();
@@ -219,6 +242,7 @@ impl Twin {
                 transformer: format!("{prefix}-{}", lambdas.transformer(table)),
                 settings: settings.delivery.clone(),
                 buffering_interval,
+                reads: delivery_reads.clone(),
             };
             let (stop, flush) = (shutdown.clone(), flush_requests.clone());
             workers.push(tokio::spawn(supervise(

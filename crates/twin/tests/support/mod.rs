@@ -16,6 +16,24 @@ pub mod dynamodb_faults;
 
 pub use dynamodb_faults::repo_root;
 
+/// A fixed workload: `customers` customers, orders over the 30 days before 2024-06-08, a share
+/// `invalid_ratio` of them invalid; the same orders on every run.
+pub fn workload(
+    seed: u64,
+    customers: u32,
+    invalid_ratio: f64,
+) -> orderflow_producer::WorkloadConfig {
+    orderflow_producer::WorkloadConfig {
+        seed,
+        customers,
+        days: 30,
+        until: chrono::DateTime::parse_from_rfc3339("2024-06-08T00:00:00Z")
+            .unwrap()
+            .to_utc(),
+        invalid_ratio,
+    }
+}
+
 /// A fresh, empty folder under the target directory's tmp.
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("orderflow-{name}-{}", uuid::Uuid::new_v4()));
