@@ -147,6 +147,8 @@ module "ingestion_api" {
   log_retention_days         = local.pipeline.retention.log_days
   manage_api_gateway_account = var.manage_api_gateway_account
   admin_iam_path             = module.ci_access.admin_iam_path
+  # The stage waits for every delivery stream (they read the stream from LATEST at creation).
+  delivery_stream_arns = [for delivery in module.delivery : delivery.delivery_stream_arn]
 }
 
 module "observability" {

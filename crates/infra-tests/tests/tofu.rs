@@ -161,6 +161,52 @@ fn the_firehose_prefixes_are_read_from_the_settings_file() {
     }
 }
 
+/// Issue 11, item 6: a Firehose delivery stream "starts reading data from the `LATEST` position"
+/// of its Kinesis source (Firehose developer guide, "Writing to Amazon Kinesis Firehose Using
+/// Kinesis Streams"), so orders the API accepted before it existed would reach DynamoDB but never
+/// S3. The API stage, the only way in, is created after every delivery stream.
+#[test]
+fn the_api_stage_is_created_after_every_delivery_stream() {
+    let root = tf_file("tofu/main.tf");
+    let api = labelled(&root.body, "module", &["ingestion_api"]);
+    let passed = api
+        .first()
+        .and_then(|module| attr(&module.body, "delivery_stream_arns"))
+        .expect("tofu/main.tf: module \"ingestion_api\" needs delivery_stream_arns");
+    let Expression::ForExpr(for_expr) = passed else {
+        panic!("tofu/main.tf: delivery_stream_arns must be a for expression over module.delivery");
+    };
+    assert!(
+        is_traversal(&for_expr.collection_expr, &["module", "delivery"]),
+        "tofu/main.tf: delivery_stream_arns must cover every module.delivery"
+    );
+    let value = traversal_path(&for_expr.value_expr);
+    assert_eq!(
+        value,
+        Some(vec![
+            for_expr.value_var.to_string(),
+            "delivery_stream_arn".to_owned()
+        ]),
+        "tofu/main.tf: delivery_stream_arns must be the delivery streams' ARNs"
+    );
+
+    let module = tf_file("tofu/modules/ingestion_api/main.tf");
+    let stage = labelled(&module.body, "resource", &["aws_api_gateway_stage", "this"]);
+    let depends_on = stage
+        .first()
+        .and_then(|stage| attr(&stage.body, "depends_on"))
+        .expect("ingestion_api: aws_api_gateway_stage.this needs depends_on");
+    let Expression::Array(items) = depends_on else {
+        panic!("ingestion_api: depends_on must be a list");
+    };
+    assert!(
+        items
+            .iter()
+            .any(|item| is_traversal(item, &["var", "delivery_stream_arns"])),
+        "ingestion_api: aws_api_gateway_stage.this must depend on var.delivery_stream_arns"
+    );
+}
+
 // --- Glue catalog -------------------------------------------------------------------------------
 
 #[test]

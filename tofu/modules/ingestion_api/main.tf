@@ -435,7 +435,10 @@ resource "aws_api_gateway_stage" "this" {
     })
   }
 
-  depends_on = [aws_api_gateway_account.this, aws_cloudwatch_log_group.execution]
+  # Firehose "starts reading data from the LATEST position" of its Kinesis source (Firehose
+  # developer guide, "Writing to Amazon Kinesis Firehose Using Kinesis Streams"): without the
+  # delivery streams in place first, orders accepted in between would reach DynamoDB but never S3.
+  depends_on = [aws_api_gateway_account.this, aws_cloudwatch_log_group.execution, var.delivery_stream_arns]
 }
 
 resource "aws_api_gateway_method_settings" "all" {

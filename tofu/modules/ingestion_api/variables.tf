@@ -78,3 +78,8 @@ variable "admin_iam_path" {
     error_message = "admin_iam_path must look like /orderflow/prod-ci/."
   }
 }
+
+variable "delivery_stream_arns" {
+  description = "ARNs of the Firehose delivery streams reading the orders stream. The stage (the only way in) is created after them: a delivery stream reads a Kinesis source from LATEST at creation, so orders accepted before it exists would never reach S3."
+  type        = list(string)
+}
