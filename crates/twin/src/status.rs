@@ -440,7 +440,7 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
-    use crate::delivery::tests::{delivery, order_entries};
+    use crate::delivery::tests::{create, delivery, order_entries};
 
     /// Issue 11, item 10: the running twin's status comes from counters kept as records and
     /// objects are written, and says exactly what a full scan says (files, rows, partitions,
@@ -454,6 +454,7 @@ mod tests {
         let bucket = Bucket::local(&dir.path().join("bucket"))
             .unwrap()
             .observed(tally.clone());
+        create(&stream);
         let mut entries = order_entries(5, 30);
         entries.push(RecordEntry {
             partition_key: "broken".into(),

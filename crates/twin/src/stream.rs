@@ -523,6 +523,50 @@ impl Stream {
         Ok(())
     }
 
+    /// A reader's saved checkpoint in `shard`, or `None` if it never saved one there (unlike
+    /// [`checkpoint`](Stream::checkpoint), which reads both as 0).
+    pub fn saved_checkpoint(&self, reader: &str, shard: u32) -> Result<Option<u64>, StreamError> {
+        let read = self.inner.database.begin_read()?;
+        let checkpoints = read.open_table(CHECKPOINTS)?;
+        let key = checkpoint_key(reader, shard);
+        Ok(checkpoints.get(key.as_str())?.map(|v| v.value()))
+    }
+
+    /// Where `reader` resumes in every shard: its saved checkpoint, or, in a shard where it has
+    /// none, the shard's tip, saved at once (Kinesis `LATEST`: "Start reading just after the most
+    /// recent record in the shard"). One write transaction: an append committed before it is
+    /// behind the saved tip, one committed after it is read, and a restart resumes from the same
+    /// place instead of moving to a later tip.
+    pub fn resume_or_start_at_tips(&self, reader: &str) -> Result<Vec<u64>, StreamError> {
+        let write = self.inner.database.begin_write()?;
+        let mut positions = Vec::with_capacity(self.inner.shard_count as usize);
+        let mut created = false;
+        {
+            let mut checkpoints = write.open_table(CHECKPOINTS)?;
+            let tips = write.open_table(SHARD_TIPS)?;
+            for shard in 0..self.inner.shard_count {
+                let key = checkpoint_key(reader, shard);
+                let saved = checkpoints.get(key.as_str())?.map(|v| v.value());
+                let position = match saved {
+                    Some(position) => position,
+                    None => {
+                        let tip = tips.get(shard)?.map_or(0, |tip| tip.value());
+                        checkpoints.insert(key.as_str(), tip)?;
+                        created = true;
+                        tip
+                    }
+                };
+                positions.push(position);
+            }
+        }
+        if created {
+            write.commit()?;
+        } else {
+            write.abort()?;
+        }
+        Ok(positions)
+    }
+
     /// Deletes records that arrived before `before_ms` (retention).
     ///
     /// Arrival times never decrease along a shard's positions, so the expired records are the

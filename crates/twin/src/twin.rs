@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::bucket::Bucket;
-use crate::delivery::{Delivery, delivery_stream_name};
+use crate::delivery::{Delivery, Transformer, delivery_stream_name, reader_name};
 use crate::dynamodb::{self, Dynalite};
 use crate::esm::{ConsumerFunction, MappingStats, ShardMapping};
 use crate::limits::{Clock, ReadLimits, ReadThrottle, WriteLimits};
@@ -225,6 +225,15 @@ impl Twin {
                 mapping.clone().run(stop.clone())
             })));
         }
+        // The delivery streams exist before the API takes anything: each starts at the stream's
+        // tip when first created (Firehose reads a Kinesis source from `LATEST`), so on a fresh
+        // data folder every acknowledged order reaches Parquet.
+        for table in Table::ALL {
+            let (stream, reader) = (stream.clone(), reader_name(table));
+            tokio::task::spawn_blocking(move || stream.resume_or_start_at_tips(&reader))
+                .await?
+                .with_context(|| format!("creating the {} delivery stream", table.name()))?;
+        }
         let (flush, flush_requests) = watch::channel(0u64);
         let buffering_interval = options
             .buffering_interval
@@ -240,6 +249,7 @@ impl Twin {
                 stream: stream.clone(),
                 bucket: bucket.clone(),
                 transformer: format!("{prefix}-{}", lambdas.transformer(table)),
+                transform: Transformer::lambda(table),
                 settings: settings.delivery.clone(),
                 buffering_interval,
                 reads: delivery_reads.clone(),
@@ -539,5 +549,42 @@ mod supervision_tests {
         })
         .await;
         assert_eq!(starts.load(Ordering::SeqCst), 1);
+    }
+}
+
+#[cfg(test)]
+mod start_tests {
+    use super::*;
+
+    /// Issue 11, item 6: Firehose reads a Kinesis source from `LATEST`, so a delivery stream
+    /// created after the API took orders would never deliver them. On a fresh data folder the
+    /// twin creates every delivery stream (saves its start) before the API listens. Needs
+    /// dynalite (`npm ci`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_delivery_streams_exist_before_the_api_listens() {
+        let dir = tempfile::tempdir().unwrap();
+        let twin = Twin::start(TwinOptions {
+            data_dir: dir.path().join("data"),
+            settings: PipelineSettings::built_in(),
+            port: 0,
+            api_key: Some("test-key".into()),
+            dynamodb_endpoint: None,
+            buffering_interval: None,
+            limits: None,
+        })
+        .await
+        .unwrap();
+        for table in Table::ALL {
+            for shard in 0..twin.stream().shard_count() {
+                assert_eq!(
+                    twin.stream()
+                        .saved_checkpoint(&reader_name(table), shard)
+                        .unwrap(),
+                    Some(0),
+                    "{table}, shard {shard}"
+                );
+            }
+        }
+        twin.shutdown().await.unwrap();
     }
 }

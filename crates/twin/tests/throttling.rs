@@ -156,7 +156,10 @@ async fn throttled_orders_are_re_sent_by_the_producer_and_land_once() {
     })
     .await
     .unwrap();
-    let context = orderflow_twin::sql::session(twin.bucket().root(), ".parquet")
+    let projection_years = PipelineSettings::built_in()
+        .athena
+        .partition_projection_years;
+    let context = orderflow_twin::sql::session(twin.bucket().root(), ".parquet", projection_years)
         .await
         .unwrap();
     let rows = orderflow_twin::sql::run(&context, "SELECT COUNT(*) AS n FROM orders")

@@ -477,8 +477,9 @@ pub(crate) fn run(root: &Path, target_dir: &Path, options: &Options) -> Result<(
         firehose.len(),
         options.invocations
     );
-    for (_, name) in crate::lambdas::LAMBDAS {
-        if name == "consumer" || !selected(name) {
+    let lambdas = crate::lambdas::Lambdas::read()?;
+    for name in lambdas.transformers.values().map(String::as_str) {
+        if !selected(name) {
             continue;
         }
         for (label, dir) in &dirs {
@@ -498,13 +499,13 @@ pub(crate) fn run(root: &Path, target_dir: &Path, options: &Options) -> Result<(
             report(&format!("{label} {name}"), "invocation", &run);
         }
     }
-    if selected("consumer") {
+    if selected(&lambdas.consumer) {
         let dynalite = Dynalite::start(root)?;
         for (label, dir) in &dirs {
             consumer(
                 &dynalite,
                 label,
-                &binary(dir, "consumer")?,
+                &binary(dir, &lambdas.consumer)?,
                 options.invocations,
             )?;
         }
