@@ -27,10 +27,11 @@ async fn a_poison_record_ends_in_the_failure_store_and_blocks_nothing_else() {
     )
     .await;
     let dir = temp_dir("poison");
-    // A 1 s Lambda timeout: the consumer gives up on the poison write at its deadline.
+    // A 2 s Lambda timeout: the consumer gives up on the poison write at its deadline (short, so
+    // the test is quick; long enough for the other 99 writes of a batch on a loaded machine).
     let settings = settings_file(&dir, |s| {
         s["consumer"]["batch_size"] = 100.into();
-        s["consumer"]["timeout_seconds"] = 1.into();
+        s["consumer"]["timeout_seconds"] = 2.into();
         s["consumer"]["maximum_retry_attempts"] = 2.into();
         s["consumer"]["bisect_batch_on_function_error"] = true.into();
     });
@@ -108,10 +109,11 @@ async fn a_poison_record_ends_in_the_failure_store_and_blocks_nothing_else() {
             > 0
     );
 
-    // Budget: bisecting 100 records to one takes 7 halvings, then 1 + 2 retries, each at most one
-    // timeout (1 s) plus backoff; with the batches around it, well under 30 s.
+    // Bisecting 100 records to one takes 7 halvings, then 1 + 2 retries, each at most one timeout
+    // (2 s) plus backoff: about 30 s. The bound is a guard against a shard held for good (a
+    // retry loop without end), not a speed target.
     assert!(
-        elapsed < Duration::from_secs(30),
+        elapsed < Duration::from_secs(110),
         "the poison record held the shard for {elapsed:?}"
     );
     println!("poison record isolated and stored in {elapsed:?}");
