@@ -53,6 +53,14 @@ pub const THROTTLED_MESSAGE: &str =
 /// and data blob" (Kinesis API reference, PutRecords; 1 MiB is a stream's default maximum record
 /// size). Kinesis refuses a larger record, which the API answers with `413`.
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+/// Kinesis' limit for one PutRecords call, partition keys included: "Each record in the request
+/// can be as large as 1 MiB, up to a limit of 5 MiB for the entire request, including partition
+/// keys" (Kinesis API reference, PutRecords). Kinesis refuses a larger call as a whole with
+/// HTTP 400 `InvalidArgumentException` ("Records size exceeds 5 MB limit", as reported in
+/// aws/amazon-kinesis-streams-for-fluent-bit issue 21 and snowplow/enrich issue 685), which API
+/// Gateway's integration answers with `413` (`kinesis_4xx_template`); the router does the same
+/// before writing anything.
+pub const MAX_PUT_RECORDS_BYTES: usize = 5 * 1024 * 1024;
 
 /// How the API is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -312,6 +320,23 @@ fn record(partition_key: &str, data: Vec<u8>, pointer: &str) -> Result<RecordEnt
     })
 }
 
+/// `413` when the records together are over PutRecords' per-call limit
+/// ([`MAX_PUT_RECORDS_BYTES`]): nothing of the batch is written.
+fn check_call_size(entries: &[RecordEntry]) -> Result<(), ApiError> {
+    let size: usize = entries
+        .iter()
+        .map(|entry| entry.partition_key.len() + entry.data.len())
+        .sum();
+    if size > MAX_PUT_RECORDS_BYTES {
+        return Err(ApiError::TooLarge(format!(
+            "/orders: the batch is {size} bytes of records with their partition keys, over \
+             Kinesis' limit of {MAX_PUT_RECORDS_BYTES} bytes for one PutRecords call; send \
+             fewer orders per request"
+        )));
+    }
+    Ok(())
+}
+
 /// The `customer_id` of an order the model accepted (a string by the schema).
 fn customer_id(order: &serde_json::Value) -> &str {
     order["customer_id"].as_str().unwrap_or_default()
@@ -403,6 +428,7 @@ async fn put_batch<S: RecordSink>(
             &format!("/orders/{index}"),
         )?);
     }
+    check_call_size(&entries)?;
     let results = state.sink.put_records(entries).await?;
     if results.len() != batch.orders.len() {
         tracing::error!(

@@ -11,8 +11,9 @@ use base64::Engine;
 use http_body_util::BodyExt;
 use orderflow_api::memory::{MemoryFaults, MemorySink};
 use orderflow_api::{
-    ApiConfig, MAX_BATCH_ORDERS, MAX_BODY_BYTES, MAX_RECORD_BYTES, RecordEntry, RecordResult,
-    RecordSink, SinkError, THROTTLED_MESSAGE, THROUGHPUT_EXCEEDED, router,
+    ApiConfig, MAX_BATCH_ORDERS, MAX_BODY_BYTES, MAX_PUT_RECORDS_BYTES, MAX_RECORD_BYTES,
+    RecordEntry, RecordResult, RecordSink, SinkError, THROTTLED_MESSAGE, THROUGHPUT_EXCEEDED,
+    router,
 };
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -282,6 +283,37 @@ async fn over_the_size_limits_is_413() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// PutRecords takes at most 5 MiB per call, partition keys included: a batch of records each
+/// within the 1 MiB record limit but over that in all is `413` and writes nothing, as Kinesis
+/// refuses the call and API Gateway's integration answers `413`.
+#[tokio::test]
+async fn a_batch_over_put_records_5_mib_is_413_and_writes_nothing() {
+    let (app, sink) = app(MemoryFaults::default());
+    let padded: Value =
+        serde_json::from_str(&order_with("pad", json!("x".repeat(900 * 1024)))).unwrap();
+    let batch = |n: usize| json!({"orders": vec![padded.clone(); n]}).to_string();
+    // Five records: about 4.4 MiB in all, within the limit.
+    let (status, answer, _) = post(&app, "/v1/orders/batch", Some(KEY), batch(5)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(sink.records().len(), 5);
+    // Six: about 5.3 MiB, each record still under 1 MiB and the body under 10 MB.
+    let body = batch(6);
+    assert!(body.len() < MAX_BODY_BYTES);
+    let (status, answer, _) = post(&app, "/v1/orders/batch", Some(KEY), body).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    let message = answer["message"].as_str().unwrap();
+    assert!(message.contains("PutRecords"), "{message}");
+    assert!(
+        message.contains(&MAX_PUT_RECORDS_BYTES.to_string()),
+        "{message}"
+    );
+    assert_eq!(
+        sink.records().len(),
+        5,
+        "nothing of the refused batch is written"
+    );
+}
+
 #[tokio::test]
 async fn the_legacy_route_checks_only_the_envelope() {
     let (app, sink) = app(MemoryFaults::default());
@@ -296,6 +328,27 @@ async fn the_legacy_route_checks_only_the_envelope() {
     let not_base64 = json!({"StreamName": "orders", "PartitionKey": "k", "Data": "%%%"});
     let (status, _, _) = post(&app, "/orders", Some(KEY), not_base64.to_string()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(sink.records().len(), 1);
+}
+
+/// Kinesis takes partition keys of 1 to 256 Unicode characters (not bytes): the legacy route,
+/// whose client names the key, takes 256 four-byte characters and refuses 257 or none, writing
+/// nothing for a refused one.
+#[tokio::test]
+async fn the_legacy_routes_partition_key_is_1_to_256_characters() {
+    let (app, sink) = app(MemoryFaults::default());
+    let data = base64::engine::general_purpose::STANDARD.encode(ORDER.as_bytes());
+    let envelope = |key: String| json!({"PartitionKey": key, "Data": data}).to_string();
+    let longest = "\u{1F600}".repeat(256);
+    assert_eq!(longest.len(), 1024, "256 characters of 4 bytes");
+    let (status, answer, _) = post(&app, "/orders", Some(KEY), envelope(longest.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(sink.records()[0].partition_key, longest);
+    for key in ["\u{1F600}".repeat(257), String::new()] {
+        let (status, answer, _) = post(&app, "/orders", Some(KEY), envelope(key)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(answer.to_string().contains("/PartitionKey"), "{answer}");
+    }
     assert_eq!(sink.records().len(), 1);
 }
 

@@ -19,7 +19,10 @@ mod tables;
 
 pub use generate::{GeneratorConfig, InvalidSample, OrderGenerator};
 #[cfg(feature = "dynamodb")]
-pub use item::{PARTITION_KEY, Provenance, SORT_KEY, SOURCE_SEQUENCE_NUMBER, order_item};
+pub use item::{
+    MAX_ITEM_BYTES, PARTITION_KEY, Provenance, SORT_KEY, SOURCE_SEQUENCE_NUMBER, item_size,
+    order_item,
+};
 pub use order::{
     Amount, AmountError, ItemDetails, Order, PaymentType, ProductLine, PurchaseDetails,
     ShippingAddress, Status, format_utc,

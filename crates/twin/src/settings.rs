@@ -194,6 +194,13 @@ impl PipelineSettings {
             8_760,
         );
         range("consumer.batch_size", c.batch_size as i64, 1, 10_000);
+        // PutRecords takes at most 500 records (the ingestion_api module's validation).
+        range(
+            "api.max_batch_orders",
+            self.api.max_batch_orders as i64,
+            1,
+            orderflow_api::MAX_BATCH_ORDERS as i64,
+        );
         range(
             "consumer.maximum_batching_window_seconds",
             c.maximum_batching_window_seconds as i64,
@@ -332,6 +339,10 @@ mod tests {
         refused(
             |v| v["delivery"]["processor_buffer_interval_seconds"] = 10.into(),
             "processor_buffer_interval_seconds is 10",
+        );
+        refused(
+            |v| v["api"]["max_batch_orders"] = 501.into(),
+            "api.max_batch_orders is 501: must be 1 to 500",
         );
         refused(
             |v| v["athena"]["partition_projection_years"]["first"] = 2050.into(),
