@@ -84,7 +84,9 @@ pub async fn handle_batch(
     summary.written = report.written;
     summary.superseded = report.superseded;
     summary.failed = report.failed.len();
-    if let Some(error) = &report.last_error {
+    if report.unreachable {
+        tracing::error!(failed = summary.failed, error = %report.last_error.as_deref().unwrap_or_default(), "DynamoDB is unreachable; giving the batch back to be retried");
+    } else if let Some(error) = &report.last_error {
         tracing::warn!(calls = report.calls, retries = report.retries, failed = summary.failed, error = %error, "DynamoDB writes needed retries");
     }
     let mut response = KinesisEventResponse::default();

@@ -3,6 +3,13 @@
 //! still unwritten then is returned by sequence number, so the handler can report it in
 //! `batchItemFailures`.
 //!
+//! DynamoDB unreachable (no connection could be made: refused, reset, no route) is different:
+//! when every call of [`WritePolicy::unreachable_rounds`] rounds in a row fails that way, the loop
+//! gives up at once instead of retrying until the deadline. The invocation then ends in a
+//! second, not a minute; the event source mapping retries the batch with its own backoff and
+//! keeps the checkpoint, so an outage shorter than its retry budget loses nothing and sends
+//! nothing to the failure destination.
+//!
 //! Why not `BatchWriteItem`: it cannot carry a condition ("You can't specify conditions on
 //! individual put and delete requests with BatchWriteItem", DynamoDB API reference), and an
 //! unconditional put lets a replayed (retried, bisected, redriven) record overwrite a newer
@@ -49,6 +56,10 @@ pub enum WriteError {
     /// Retrying cannot help: a missing table, denied access, a rejected item.
     #[error("not retryable: {0}")]
     Fatal(String),
+    /// No connection to DynamoDB could be made (refused, reset, unreachable): retryable, but a
+    /// loop of such errors ends the invocation early ([`WritePolicy::unreachable_rounds`]).
+    #[error("unreachable: {0}")]
+    Unreachable(String),
 }
 
 /// A port to DynamoDB's conditional `PutItem`.
@@ -94,6 +105,10 @@ impl ItemWriter for aws_sdk_dynamodb::Client {
                 Ok(PutOutcome::Superseded)
             }
             Err(error) => {
+                let unreachable = matches!(
+                    &error,
+                    SdkError::DispatchFailure(failure) if failure.is_io()
+                );
                 let retryable = match &error {
                     SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
                     SdkError::ResponseError(_) => true,
@@ -116,7 +131,9 @@ impl ItemWriter for aws_sdk_dynamodb::Client {
                     Some(code) => format!("{code}: {}", error.message().unwrap_or_default()),
                     None => aws_sdk_dynamodb::error::DisplayErrorContext(&error).to_string(),
                 };
-                Err(if retryable {
+                Err(if unreachable {
+                    WriteError::Unreachable(message)
+                } else if retryable {
                     WriteError::Retryable(message)
                 } else {
                     WriteError::Fatal(message)
@@ -135,6 +152,10 @@ pub struct WritePolicy {
     pub base_backoff: Duration,
     /// Largest backoff ceiling.
     pub max_backoff: Duration,
+    /// Rounds in a row in which every call found DynamoDB unreachable before the loop gives up
+    /// on the invocation (reporting every item still pending), instead of retrying until the
+    /// deadline.
+    pub unreachable_rounds: u32,
 }
 
 impl Default for WritePolicy {
@@ -143,6 +164,9 @@ impl Default for WritePolicy {
             concurrency: 32,
             base_backoff: Duration::from_millis(25),
             max_backoff: Duration::from_secs(2),
+            // About 25 + 50 + 100 + 200 ms of backoff: a connection blip passes, an outage
+            // ends the invocation within a second.
+            unreachable_rounds: 5,
         }
     }
 }
@@ -163,6 +187,9 @@ pub struct WriteReport {
     pub retries: usize,
     /// The last error seen, for the log (no item data in it).
     pub last_error: Option<String>,
+    /// The loop gave up early: DynamoDB was unreachable for [`WritePolicy::unreachable_rounds`]
+    /// rounds in a row.
+    pub unreachable: bool,
 }
 
 /// Writes every pending item, retrying within `deadline`. Works in rounds: every item still
@@ -179,6 +206,7 @@ pub async fn write_all(
     let mut report = WriteReport::default();
     let mut pending = writes;
     let mut attempt: u32 = 0;
+    let mut unreachable_rounds: u32 = 0;
     while !pending.is_empty() {
         let now = Instant::now();
         if now >= deadline {
@@ -205,11 +233,13 @@ pub async fn write_all(
             .collect()
             .await;
         pending = Vec::new();
+        let mut all_unreachable = !results.is_empty();
         for (write, result) in results {
+            all_unreachable &= matches!(result, Err(WriteError::Unreachable(_)));
             match result {
                 Ok(PutOutcome::Written) => report.written += 1,
                 Ok(PutOutcome::Superseded) => report.superseded += 1,
-                Err(WriteError::Retryable(message)) => {
+                Err(WriteError::Retryable(message) | WriteError::Unreachable(message)) => {
                     report.last_error = Some(message);
                     pending.push(write);
                 }
@@ -220,6 +250,15 @@ pub async fn write_all(
             }
         }
         if pending.is_empty() {
+            break;
+        }
+        unreachable_rounds = if all_unreachable {
+            unreachable_rounds + 1
+        } else {
+            0
+        };
+        if unreachable_rounds >= policy.unreachable_rounds.max(1) {
+            report.unreachable = true;
             break;
         }
         let ceiling = policy
@@ -234,4 +273,109 @@ pub async fn write_all(
         .failed
         .extend(pending.into_iter().map(|write| write.sequence_number));
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Answers every put from a script: `unreachable` calls fail as unreachable, then the rest
+    /// as `then`.
+    struct Scripted {
+        calls: AtomicUsize,
+        unreachable: usize,
+        then: fn() -> Result<PutOutcome, WriteError>,
+    }
+
+    impl ItemWriter for Scripted {
+        async fn put_if_not_newer(
+            &self,
+            _table: &str,
+            _item: HashMap<String, AttributeValue>,
+            _sequence_number: &str,
+        ) -> Result<PutOutcome, WriteError> {
+            if self.calls.fetch_add(1, Ordering::SeqCst) < self.unreachable {
+                Err(WriteError::Unreachable("connection refused".into()))
+            } else {
+                (self.then)()
+            }
+        }
+    }
+
+    fn writes(count: usize) -> Vec<PendingWrite> {
+        (0..count)
+            .map(|n| PendingWrite {
+                sequence_number: format!("{:056}", n + 1),
+                key: (format!("c{n}"), format!("o{n}")),
+                item: HashMap::new(),
+            })
+            .collect()
+    }
+
+    fn policy() -> WritePolicy {
+        WritePolicy {
+            base_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(2),
+            ..WritePolicy::default()
+        }
+    }
+
+    /// An unreachable DynamoDB ends the loop after `unreachable_rounds` rounds, long before
+    /// the deadline, with every item reported.
+    #[tokio::test]
+    async fn an_unreachable_table_gives_every_item_back_after_a_few_rounds() {
+        let writer = Scripted {
+            calls: AtomicUsize::new(0),
+            unreachable: usize::MAX,
+            then: || Ok(PutOutcome::Written),
+        };
+        let policy = policy();
+        let far = Instant::now() + Duration::from_secs(3600);
+        let report = write_all(&writer, "t", writes(10), &policy, far).await;
+        assert!(report.unreachable);
+        assert_eq!(report.failed.len(), 10);
+        assert_eq!(report.written, 0);
+        assert_eq!(report.calls, 10 * policy.unreachable_rounds as usize);
+    }
+
+    /// A blip shorter than `unreachable_rounds` rounds is retried like any retryable error, and
+    /// a round with any other answer starts the count again.
+    #[tokio::test]
+    async fn a_short_blip_is_retried_until_everything_lands() {
+        let policy = policy();
+        let blip = 10 * (policy.unreachable_rounds as usize - 1);
+        let writer = Scripted {
+            calls: AtomicUsize::new(0),
+            unreachable: blip,
+            then: || Ok(PutOutcome::Written),
+        };
+        let far = Instant::now() + Duration::from_secs(3600);
+        let report = write_all(&writer, "t", writes(10), &policy, far).await;
+        assert!(!report.unreachable);
+        assert_eq!(report.written, 10);
+        assert!(report.failed.is_empty());
+        assert_eq!(report.calls, blip + 10);
+    }
+
+    /// Throttling is not unreachability: it is retried until the deadline.
+    #[tokio::test]
+    async fn throttling_is_retried_until_the_deadline_not_given_up() {
+        let writer = Scripted {
+            calls: AtomicUsize::new(0),
+            unreachable: 0,
+            then: || Err(WriteError::Retryable("throttled".into())),
+        };
+        let policy = policy();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let report = write_all(&writer, "t", writes(2), &policy, deadline).await;
+        assert!(!report.unreachable);
+        assert_eq!(report.failed.len(), 2);
+        assert!(
+            report.calls > 2 * policy.unreachable_rounds as usize,
+            "{} calls",
+            report.calls
+        );
+    }
 }

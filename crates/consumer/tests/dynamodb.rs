@@ -240,6 +240,34 @@ async fn throttling_and_errors_are_retried_until_everything_lands() {
     );
 }
 
+/// Issue 14, item 1: with nothing listening at the endpoint (DynamoDB down), the SDK's connection
+/// error is classified as unreachable and the invocation gives every record back after a few
+/// rounds instead of retrying until its deadline (an hour here).
+#[tokio::test]
+async fn a_refused_connection_gives_the_batch_back_at_once() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let orders = orders(20, 9, 5);
+    let event = kinesis_event(&specs(&orders));
+    let writes = orderflow_consumer::plan_batch(&event.records).writes;
+    assert_eq!(writes.len(), orders.len());
+    let policy = WritePolicy::default();
+    let report =
+        orderflow_consumer::write_all(&client(&endpoint), TABLE, writes, &policy, soon(3600)).await;
+    assert!(report.unreachable, "{:?}", report.last_error);
+    assert_eq!(report.failed.len(), orders.len());
+    assert_eq!(
+        report.calls,
+        orders.len() * policy.unreachable_rounds as usize
+    );
+    // The handler reports all of them for the mapping to retry.
+    let (response, summary) =
+        handle_batch(&event, &client(&endpoint), TABLE, &policy, soon(3600)).await;
+    assert_eq!(summary.failed, orders.len());
+    assert_eq!(response.batch_item_failures.len(), orders.len());
+}
+
 #[tokio::test]
 async fn when_time_runs_out_exactly_the_unwritten_records_are_reported() {
     let dynalite = Dynalite::start();
