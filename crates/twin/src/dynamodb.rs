@@ -1,8 +1,10 @@
 //! DynamoDB for the twin: a dynalite server persisted under the data folder (started and stopped
 //! by the twin), or any endpoint the user names (DynamoDB Local, a real table).
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -13,17 +15,22 @@ use aws_sdk_dynamodb::types::{
 use orderflow_domain::{PARTITION_KEY, SORT_KEY};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::health::{DYNAMODB, Health};
 
 /// The environment variable naming a `node_modules` folder that holds dynalite.
 pub const NODE_MODULES_ENV: &str = "ORDERFLOW_NODE_MODULES";
 
-/// Starts dynalite on a free loopback port, prints `{"port": N}` when listening, and exits when
-/// its parent (the twin) is gone, even after `kill -9`.
+/// Starts dynalite on the loopback port given (0: a free one), prints `{"port": N}` when
+/// listening, and exits when its parent (the twin) is gone, even after `kill -9`.
 const LAUNCHER: &str = r#"
-const [modules, path] = process.argv.slice(1);
+const [modules, path, port] = process.argv.slice(1);
 const dynalite = require(require('path').join(modules, 'dynalite'));
 const server = dynalite({ path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-server.listen(0, '127.0.0.1', () => {
+server.on('error', (error) => { process.stderr.write(String(error) + '\n'); process.exit(1); });
+server.listen(Number(port), '127.0.0.1', () => {
   process.stdout.write(JSON.stringify({ port: server.address().port }) + '\n');
 });
 const parent = process.ppid;
@@ -34,15 +41,20 @@ process.on('SIGTERM', () => process.exit(0));
 process.on('SIGINT', () => {});
 "#;
 
+/// Lines of dynalite's standard error kept for the message when it dies.
+const STDERR_TAIL_LINES: usize = 5;
+
 /// A running dynalite.
 pub struct Dynalite {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
+    port: u16,
+    stderr: Arc<Mutex<VecDeque<String>>>,
 }
 
 impl Dynalite {
-    /// Starts dynalite with its LevelDB files under `path`.
+    /// Starts dynalite with its LevelDB files under `path`, on a free port.
     pub async fn start(path: &Path) -> Result<Self> {
         let modules = find_node_modules()?;
         std::fs::create_dir_all(path)?;
@@ -50,7 +62,7 @@ impl Dynalite {
         // be held until then.
         let mut last_error = None;
         for _ in 0..20 {
-            match Self::try_start(&modules, path).await {
+            match Self::try_start(&modules, path, 0).await {
                 Ok(dynalite) => return Ok(dynalite),
                 Err(error) => {
                     last_error = Some(error);
@@ -61,38 +73,56 @@ impl Dynalite {
         Err(last_error.expect("tried"))
     }
 
-    async fn try_start(modules: &Path, path: &Path) -> Result<Self> {
+    async fn try_start(modules: &Path, path: &Path, port: u16) -> Result<Self> {
         let mut child = Command::new("node")
             .arg("-e")
             .arg(LAUNCHER)
             .arg(modules)
             .arg(path)
+            .arg(port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .context("starting dynalite with `node` (is Node.js 20+ installed?)")?;
+        // Standard error is read all along (a full pipe would block dynalite); its last lines
+        // say why it died.
+        let stderr = Arc::new(Mutex::new(VecDeque::new()));
+        let reader = {
+            let (pipe, tail) = (child.stderr.take().expect("piped"), stderr.clone());
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(pipe).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut tail = tail.lock().expect("not poisoned");
+                    if tail.len() == STDERR_TAIL_LINES {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line);
+                }
+            })
+        };
         let stdout = child.stdout.take().expect("piped");
         let mut lines = BufReader::new(stdout).lines();
         let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await;
         let port = match line {
             Ok(Ok(Some(line))) => serde_json::from_str::<serde_json::Value>(&line)
                 .ok()
-                .and_then(|v| v["port"].as_u64()),
+                .and_then(|v| v["port"].as_u64())
+                .and_then(|port| u16::try_from(port).ok()),
             _ => None,
         };
         let Some(port) = port else {
             let _ = child.start_kill();
-            let output = child.wait_with_output().await?;
-            bail!(
-                "dynalite did not start: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
+            let _ = child.wait().await;
+            let _ = reader.await;
+            bail!("dynalite did not start: {}", tail_text(&stderr));
         };
         Ok(Dynalite {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+            stderr,
         })
     }
 
@@ -109,6 +139,111 @@ impl Dynalite {
         {
             let _ = self.child.kill().await;
         }
+    }
+}
+
+fn tail_text(stderr: &Mutex<VecDeque<String>>) -> String {
+    let tail = stderr.lock().expect("not poisoned");
+    tail.iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// How soon a dead dynalite is started again, and between failed starts.
+const RESTART_PAUSE: Duration = Duration::from_millis(100);
+
+/// dynalite under a supervisor: if it dies, the error is logged once with its cause (exit status
+/// and its last words on standard error), the `dynamodb` component shows `restarting` in
+/// [`Health`], and it is started again on the same data folder and the same port (so every
+/// client keeps its endpoint), within a few hundred milliseconds; then `up`, one restart
+/// counted. Writes in flight meanwhile fail with a refused connection, which the consumer hands
+/// back to be retried ([`orderflow_consumer::WritePolicy::unreachable_rounds`]).
+pub struct SupervisedDynalite {
+    /// `http://127.0.0.1:PORT`, the same across restarts.
+    pub endpoint: String,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl SupervisedDynalite {
+    /// Starts dynalite on `path` and watches it.
+    pub async fn start(path: &Path, health: Health) -> Result<Self> {
+        let modules = find_node_modules()?;
+        let dynalite = Dynalite::start(path).await?;
+        let endpoint = dynalite.endpoint.clone();
+        health.up(DYNAMODB);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(watch(
+            dynalite,
+            modules,
+            path.to_owned(),
+            health,
+            stop.clone(),
+        ));
+        Ok(SupervisedDynalite {
+            endpoint,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops dynalite (and its supervisor) and waits for it to exit.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+async fn watch(
+    mut dynalite: Dynalite,
+    modules: PathBuf,
+    path: PathBuf,
+    health: Health,
+    stop: CancellationToken,
+) {
+    loop {
+        let exit = tokio::select! {
+            () = stop.cancelled() => None,
+            exit = dynalite.child.wait() => Some(exit),
+        };
+        let Some(exit) = exit else {
+            dynalite.stop().await;
+            health.down(DYNAMODB, None);
+            return;
+        };
+        let status = exit.map_or_else(|error| error.to_string(), |status| status.to_string());
+        let last_words = tail_text(&dynalite.stderr);
+        let cause = if last_words.is_empty() {
+            format!("dynalite exited ({status})")
+        } else {
+            format!("dynalite exited ({status}): {last_words}")
+        };
+        tracing::error!(cause = %cause, port = dynalite.port, "DynamoDB (dynalite) died; starting it again on the same data folder and port");
+        health.restarting(DYNAMODB, &cause);
+        let died = Instant::now();
+        let port = dynalite.port;
+        dynalite = loop {
+            let started = tokio::select! {
+                () = stop.cancelled() => None,
+                () = tokio::time::sleep(RESTART_PAUSE) => Some(Dynalite::try_start(&modules, &path, port).await),
+            };
+            match started {
+                None => {
+                    health.down(DYNAMODB, Some(&cause));
+                    return;
+                }
+                Some(Ok(dynalite)) => break dynalite,
+                Some(Err(error)) => {
+                    health.restarting(DYNAMODB, &format!("{cause}; starting it again: {error:#}"));
+                }
+            }
+        };
+        tracing::info!(
+            after_ms = died.elapsed().as_millis() as u64,
+            "DynamoDB (dynalite) is up again"
+        );
+        health.up(DYNAMODB);
     }
 }
 

@@ -36,6 +36,8 @@ use crate::stream::{StoredRecord, Stream, position_of};
 
 /// The checkpoint name of the consumer's event source mapping.
 pub const READER: &str = "consumer";
+/// How long an invocation in flight at shutdown may still run before it is abandoned.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Lambda's synchronous invocation payload limit.
 const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 /// Prefix of the failure store in the bucket.
@@ -190,7 +192,8 @@ impl<F> Clone for ShardMapping<F> {
 }
 
 impl<F: StreamFunction> ShardMapping<F> {
-    /// Runs until `shutdown` (an invocation in flight finishes first).
+    /// Runs until `shutdown` (an invocation in flight gets [`SHUTDOWN_GRACE`] to finish, then
+    /// is abandoned without moving the checkpoint).
     pub async fn run(self, shutdown: CancellationToken) {
         let mut checkpoint = loop {
             match self.stream.checkpoint(READER, self.shard) {
@@ -279,7 +282,24 @@ impl<F: StreamFunction> ShardMapping<F> {
                 attempts = 0;
                 continue;
             }
-            let outcome = self.invoke(&records).await;
+            // At shutdown an invocation in flight gets [`SHUTDOWN_GRACE`] to finish, then it is
+            // abandoned (as Lambda cuts off a function at its timeout): its checkpoint does not
+            // move, so its batch is simply delivered again at the next start, and Ctrl-C never
+            // waits for a long write loop (up to the consumer's timeout).
+            let invocation = self.invoke(&records);
+            tokio::pin!(invocation);
+            let outcome = tokio::select! {
+                outcome = &mut invocation => outcome,
+                () = shutdown.cancelled() => {
+                    match tokio::time::timeout(SHUTDOWN_GRACE, &mut invocation).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => {
+                            tracing::warn!(shard = self.shard, records = records.len(), "shutting down: the invocation in flight is abandoned and will be delivered again");
+                            break;
+                        }
+                    }
+                }
+            };
             let first = records[0].position;
             match outcome {
                 Outcome::Done => {

@@ -14,7 +14,8 @@
 //!   partitioning, strict JSON-to-Parquet conversion via [`columnar`], error output);
 //! - [`bucket`]: the S3 bucket through `object_store`;
 //! - [`sql`]: DataFusion over the bucket;
-//! - [`status`]: where every record is.
+//! - [`status`]: where every record is; [`health`]: what each part is doing (up, restarting,
+//!   down) as its supervisor reports it.
 //!
 //! [`settings`] reads the pipeline settings OpenTofu deploys with; [`twin`] starts and stops it all;
 //! [`data_folder`] says whether this twin can open a data folder (its format).
@@ -25,6 +26,7 @@ pub mod data_folder;
 pub mod delivery;
 pub mod dynamodb;
 pub mod esm;
+pub mod health;
 pub mod limits;
 pub mod settings;
 pub mod sql;

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::bucket::{Bucket, PutObserver, parquet_rows_of};
 use crate::delivery::reader_name;
 use crate::esm::{FAILURE_PREFIX, READER};
+use crate::health::Component;
 use crate::stream::{Stream, hash_key_range, sequence_number, shard_id};
 
 /// The whole status.
@@ -28,6 +29,9 @@ pub struct Status {
     /// once a second ([`crate::dynamodb::ItemCounter`]): exact once the consumer is idle, up to a
     /// second old while it writes.
     pub dynamodb_items: Option<u64>,
+    /// Why the items could not be counted, when a running twin could not reach DynamoDB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamodb_error: Option<String>,
     /// Parquet files per table.
     pub tables: Vec<TableStatus>,
     /// Firehose error output: (table, error type) → records.
@@ -36,6 +40,13 @@ pub struct Status {
     pub failed_batches: u64,
     /// Records in those batches.
     pub failed_records: u64,
+    /// Whether a running twin answered (`false`: read from a stopped twin's data folder).
+    #[serde(default)]
+    pub running: bool,
+    /// A running twin's components (`dynamodb`, `api`, each shard's consumer mapping, each
+    /// delivery stream, `retention`): up, restarting or down, since when, restarts, last error.
+    #[serde(default)]
+    pub components: BTreeMap<String, Component>,
 }
 
 /// One shard.
@@ -70,6 +81,13 @@ pub struct TableStatus {
 }
 
 impl Status {
+    /// Where the records are, without the running twin's component health (whose `since`
+    /// times change with every start): for comparing two statuses of the same data.
+    pub fn without_health(mut self) -> Status {
+        self.components.clear();
+        self
+    }
+
     /// Whether every reader has processed every record.
     pub fn caught_up(&self) -> bool {
         self.shards
@@ -101,11 +119,20 @@ impl Status {
                 lags.join(", ")
             );
         }
-        let items = self
-            .dynamodb_items
-            .map_or("unknown (the twin is not running)".to_owned(), |n| {
-                n.to_string()
-            });
+        let items = match (self.dynamodb_items, &self.dynamodb_error) {
+            (Some(items), _) => items.to_string(),
+            (None, _) if !self.running => "unknown (the twin is not running)".to_owned(),
+            (None, error) => {
+                let state = self
+                    .components
+                    .get(crate::health::DYNAMODB)
+                    .map_or("not answering", |c| c.state.as_str());
+                format!(
+                    "unknown (DynamoDB is {state}: {})",
+                    error.as_deref().unwrap_or("no answer")
+                )
+            }
+        };
         let _ = writeln!(out, "dynamodb items: {items}");
         let _ = writeln!(out, "parquet");
         for table in &self.tables {
@@ -130,6 +157,25 @@ impl Status {
             "failure store: {} batches, {} records",
             self.failed_batches, self.failed_records
         );
+        if self.running {
+            let _ = writeln!(out, "components");
+            for (name, component) in &self.components {
+                let mut line = format!(
+                    "  {name:<40} {:<10} since {}",
+                    component.state.as_str(),
+                    component.since
+                );
+                if component.restarts > 0 {
+                    let _ = write!(line, ", restarted {} times", component.restarts);
+                }
+                if let Some(error) = &component.last_error {
+                    let _ = write!(line, ", last error: {error}");
+                }
+                let _ = writeln!(out, "{line}");
+            }
+        } else {
+            let _ = writeln!(out, "components: the twin is not running");
+        }
         out
     }
 }
@@ -213,6 +259,9 @@ pub fn from_counters(
         error_records: counts.error_records.clone(),
         failed_batches: counts.failed_batches,
         failed_records: counts.failed_records,
+        dynamodb_error: None,
+        running: false,
+        components: BTreeMap::new(),
     })
 }
 

@@ -19,8 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bucket::Bucket;
 use crate::delivery::{Delivery, Transformer, delivery_stream_name, reader_name};
-use crate::dynamodb::{self, Dynalite};
+use crate::dynamodb::{self, SupervisedDynalite};
 use crate::esm::{ConsumerFunction, MappingStats, ShardMapping};
+use crate::health::{self, Health};
 use crate::limits::{Clock, ReadLimits, ReadThrottle, WriteLimits};
 use crate::settings::PipelineSettings;
 use crate::status::{self, BucketTally, Status};
@@ -110,6 +111,7 @@ struct Shared {
     dynamodb: aws_sdk_dynamodb::Client,
     table: String,
     items: dynamodb::ItemCounter,
+    health: Health,
 }
 
 impl Shared {
@@ -123,13 +125,18 @@ impl Shared {
             .map(|shard| self.stream.checkpoint(crate::esm::READER, shard))
             .collect::<Result<Vec<_>, _>>()?;
         let mut status = status::from_counters(&self.stream, &self.tally, None)?;
-        status.dynamodb_items = self
+        match self
             .items
             .items(checkpoints, || {
                 dynamodb::count_items(&self.dynamodb, &self.table)
             })
             .await
-            .ok();
+        {
+            Ok(items) => status.dynamodb_items = Some(items),
+            Err(error) => status.dynamodb_error = Some(format!("{error:#}")),
+        }
+        status.running = true;
+        status.components = self.health.snapshot();
         Ok(status)
     }
 }
@@ -151,7 +158,7 @@ pub struct Twin {
     api: JoinHandle<()>,
     workers: Vec<JoinHandle<()>>,
     flush: watch::Sender<u64>,
-    dynalite: Option<Dynalite>,
+    dynalite: Option<SupervisedDynalite>,
 }
 
 impl Twin {
@@ -171,10 +178,12 @@ impl Twin {
             Some(key) => key,
             None => api_key(&data_dir)?,
         };
+        let health = Health::default();
         let (dynalite, dynamodb_endpoint) = match options.dynamodb_endpoint {
             Some(endpoint) => (None, endpoint),
             None => {
-                let dynalite = Dynalite::start(&data_dir.join("dynamodb")).await?;
+                let dynalite =
+                    SupervisedDynalite::start(&data_dir.join("dynamodb"), health.clone()).await?;
                 let endpoint = dynalite.endpoint.clone();
                 (Some(dynalite), endpoint)
             }
@@ -221,9 +230,12 @@ impl Twin {
             };
             let name = format!("consumer mapping, {}", crate::stream::shard_id(shard));
             let stop = shutdown.clone();
-            workers.push(tokio::spawn(supervise(name, shutdown.clone(), move || {
-                mapping.clone().run(stop.clone())
-            })));
+            workers.push(tokio::spawn(supervise(
+                name,
+                health.clone(),
+                shutdown.clone(),
+                move || mapping.clone().run(stop.clone()),
+            )));
         }
         // The delivery streams exist before the API takes anything: each starts at the stream's
         // tip when first created (Firehose reads a Kinesis source from `LATEST`), so on a fresh
@@ -257,6 +269,7 @@ impl Twin {
             let (stop, flush) = (shutdown.clone(), flush_requests.clone());
             workers.push(tokio::spawn(supervise(
                 delivery.name.clone(),
+                health.clone(),
                 shutdown.clone(),
                 move || delivery.clone().run(stop.clone(), flush.clone()),
             )));
@@ -268,6 +281,7 @@ impl Twin {
         );
         workers.push(tokio::spawn(supervise(
             "retention".to_owned(),
+            health.clone(),
             shutdown.clone(),
             move || retention(trimmed.clone(), period, stop.clone()),
         )));
@@ -280,6 +294,7 @@ impl Twin {
             dynamodb: client,
             table: table.clone(),
             items: dynamodb::ItemCounter::default(),
+            health: health.clone(),
         });
         let router = orderflow_api::router(
             ApiConfig {
@@ -300,13 +315,18 @@ impl Twin {
             .with_context(|| format!("binding the API to {address}"))?;
         let address = listener.local_addr()?;
         let api_shutdown = CancellationToken::new();
+        health.up(health::API);
         let api = {
-            let api_shutdown = api_shutdown.clone();
+            let (api_shutdown, health) = (api_shutdown.clone(), health.clone());
             tokio::spawn(async move {
                 let serve = axum::serve(listener, router)
                     .with_graceful_shutdown(async move { api_shutdown.cancelled().await });
-                if let Err(error) = serve.await {
-                    tracing::error!(error = %error, "the API server failed");
+                match serve.await {
+                    Ok(()) => health.down(health::API, None),
+                    Err(error) => {
+                        tracing::error!(error = %error, "the API server failed");
+                        health.down(health::API, Some(&error.to_string()));
+                    }
                 }
             })
         };
@@ -350,6 +370,11 @@ impl Twin {
     /// A DynamoDB client for the twin's table endpoint.
     pub fn dynamodb(&self) -> &aws_sdk_dynamodb::Client {
         &self.shared.dynamodb
+    }
+
+    /// What each component is doing (up, restarting, down).
+    pub fn health(&self) -> &Health {
+        &self.shared.health
     }
 
     /// The current status.
@@ -439,23 +464,23 @@ async fn status_route(State(shared): State<Arc<Shared>>) -> axum::response::Resp
     }
 }
 
-/// Trims records older than the retention period, every minute (on a blocking thread: redb's
-/// calls block, and the async workers serve the API).
 /// How long a supervised task that panicked waits before it starts again.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
 
 /// Runs the task `start` makes until it returns (at shutdown). A panic is logged once with the
-/// task's name and the task starts again after [`RESTART_DELAY`] from its saved checkpoints
-/// (records read but not yet checkpointed are read again: at-least-once, as after a crash), so
-/// a panic in one table's delivery or one shard's mapping never silently stops it.
-async fn supervise<S, T>(name: String, shutdown: CancellationToken, start: S)
+/// task's name, shown in [`Health`] as `restarting` with the panic's message, and the task
+/// starts again after [`RESTART_DELAY`] from its saved checkpoints (records read but not yet
+/// checkpointed are read again: at-least-once, as after a crash), so a panic in one table's
+/// delivery or one shard's mapping never silently stops it.
+async fn supervise<S, T>(name: String, health: Health, shutdown: CancellationToken, start: S)
 where
     S: Fn() -> T,
     T: std::future::Future<Output = ()> + Send + 'static,
 {
     loop {
+        health.up(&name);
         match tokio::spawn(start()).await {
-            Ok(()) => return,
+            Ok(()) => break,
             Err(error) if error.is_panic() => {
                 let panic = error.into_panic();
                 let message = panic
@@ -464,16 +489,23 @@ where
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
                 tracing::error!(task = %name, panic = %message, "task panicked; starting it again");
+                health.restarting(&name, &format!("panicked: {message}"));
                 tokio::select! {
-                    () = shutdown.cancelled() => return,
+                    () = shutdown.cancelled() => break,
                     () = tokio::time::sleep(RESTART_DELAY) => {}
                 }
             }
-            Err(_) => return,
+            Err(error) => {
+                health.down(&name, Some(&error.to_string()));
+                return;
+            }
         }
     }
+    health.down(&name, None);
 }
 
+/// Trims records older than the retention period, every minute (on a blocking thread: redb's
+/// calls block, and the async workers serve the API).
 async fn retention(stream: Stream, period: Duration, shutdown: CancellationToken) {
     loop {
         let cutoff = chrono::Utc::now().timestamp_millis() as u64;
@@ -521,16 +553,27 @@ mod supervision_tests {
     async fn a_panicking_task_is_started_again() {
         let starts = Arc::new(AtomicU32::new(0));
         let counted = starts.clone();
-        supervise("test".to_owned(), CancellationToken::new(), move || {
-            let starts = counted.clone();
-            async move {
-                if starts.fetch_add(1, Ordering::SeqCst) < 2 {
-                    panic!("boom");
+        let health = Health::default();
+        supervise(
+            "test".to_owned(),
+            health.clone(),
+            CancellationToken::new(),
+            move || {
+                let starts = counted.clone();
+                async move {
+                    if starts.fetch_add(1, Ordering::SeqCst) < 2 {
+                        panic!("boom");
+                    }
                 }
-            }
-        })
+            },
+        )
         .await;
         assert_eq!(starts.load(Ordering::SeqCst), 3);
+        // Two restarts counted, the panic kept, and down once it returned (at shutdown).
+        let component = health.get("test").unwrap();
+        assert_eq!(component.restarts, 2);
+        assert_eq!(component.last_error.as_deref(), Some("panicked: boom"));
+        assert_eq!(component.state, crate::health::State::Down);
     }
 
     /// Shutdown during the restart delay ends the supervisor instead of restarting.
@@ -540,7 +583,7 @@ mod supervision_tests {
         shutdown.cancel();
         let starts = Arc::new(AtomicU32::new(0));
         let counted = starts.clone();
-        supervise("test".to_owned(), shutdown, move || {
+        supervise("test".to_owned(), Health::default(), shutdown, move || {
             let starts = counted.clone();
             async move {
                 starts.fetch_add(1, Ordering::SeqCst);

@@ -6,7 +6,7 @@
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,7 +22,7 @@ use orderflow_domain::{
 use orderflow_twin::status::Status;
 use rust_decimal::Decimal;
 use serde_json::Value;
-use support::{TwinProcess, files_under, scan_all, settings_file, temp_dir};
+use support::{TwinProcess, files_under, processes_mentioning, scan_all, settings_file, temp_dir};
 
 /// Orders per request.
 const BATCH: usize = 100;
@@ -169,8 +169,10 @@ async fn kill_9_mid_run_loses_nothing_acknowledged_and_restarts_exactly() {
         settings["consumer"]["batch_size"] = 100.into();
     });
 
-    // 1. The twin, and senders that keep sending until it dies.
-    let twin = TwinProcess::start(&data, &settings, &[]);
+    // 1. The twin, and senders that keep sending until it dies. Without Kinesis' throughput
+    // limits: every order is either acknowledged or unknown, so the accounting below is exact
+    // (`throttling.rs` tests the limits).
+    let twin = TwinProcess::start(&data, &settings, &["--no-limits"]);
     let test_start = Utc::now();
     let senders = Arc::new(Senders {
         client: reqwest::Client::builder()
@@ -196,8 +198,9 @@ async fn kill_9_mid_run_loses_nothing_acknowledged_and_restarts_exactly() {
     // the status route reads every Parquet file and would slow the twin down.)
     let dynamodb = twin.dynamodb();
     let (items_at_kill, rows_at_kill) = loop {
+        // A guard against a hang, not a speed target (a loaded machine takes minutes).
         assert!(
-            started.elapsed() < Duration::from_secs(45),
+            started.elapsed() < Duration::from_secs(300),
             "never reached {ACKED_BEFORE_KILL} acknowledged orders with every reader mid-work"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -244,14 +247,14 @@ async fn kill_9_mid_run_loses_nothing_acknowledged_and_restarts_exactly() {
     println!(
         "a moment before the kill: {items_at_kill} dynamodb items, parquet rows {rows_at_kill:?}"
     );
-    assert_eq!(refused, 0, "the twin's stream does not throttle");
+    assert_eq!(refused, 0, "with --no-limits the stream throttles nothing");
     assert!(acked >= ACKED_BEFORE_KILL);
 
     // The dead twin's dynalite notices and exits on its own.
     let dynamodb_dir = data.join("dynamodb");
     while !processes_mentioning(&dynamodb_dir).is_empty() {
         assert!(
-            killed_at.elapsed() < Duration::from_secs(5),
+            killed_at.elapsed() < Duration::from_secs(30),
             "the dead twin's dynalite is still running: {:?}",
             processes_mentioning(&dynamodb_dir)
         );
@@ -339,7 +342,11 @@ async fn kill_9_mid_run_loses_nothing_acknowledged_and_restarts_exactly() {
     // Caught up means every reader checkpointed past every record, so nothing more is coming.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let settled = twin.status().await;
-    assert_eq!(settled, caught_up, "nothing changes once caught up");
+    assert_eq!(
+        settled.clone().without_health(),
+        caught_up.without_health(),
+        "nothing changes once caught up"
+    );
     assert!(
         settled.error_records.is_empty(),
         "no Firehose error output: {:?}",
@@ -505,27 +512,15 @@ async fn kill_9_mid_run_loses_nothing_acknowledged_and_restarts_exactly() {
     );
     let twin = TwinProcess::start(&data, &settings, &[]);
     let again = twin.wait_until(Duration::from_secs(30), |_| true).await;
-    assert_eq!(again, settled, "a graceful restart changes nothing");
+    assert_eq!(
+        again.without_health(),
+        settled.without_health(),
+        "a graceful restart changes nothing"
+    );
     let status = twin.interrupt();
     assert!(status.success(), "Ctrl-C exits cleanly: {status:?}");
     println!("total {:.1} s", started.elapsed().as_secs_f64());
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Processes whose command line mentions `path` (the dynalite of a data folder).
-fn processes_mentioning(path: &Path) -> Vec<PathBuf> {
-    let needle = path.to_string_lossy().into_owned();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|proc| {
-            std::fs::read(proc.join("cmdline"))
-                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(&needle))
-        })
-        .collect()
 }
 
 /// Rows in the Parquet files under `dir` (from their footers).

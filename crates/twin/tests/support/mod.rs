@@ -231,3 +231,19 @@ pub async fn scan_all(
         .into_values()
         .collect()
 }
+
+/// Processes whose command line mentions `path` (the dynalite of a data folder).
+pub fn processes_mentioning(path: &Path) -> Vec<PathBuf> {
+    let needle = path.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|proc| {
+            std::fs::read(proc.join("cmdline"))
+                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(&needle))
+        })
+        .collect()
+}
