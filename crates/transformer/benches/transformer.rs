@@ -22,61 +22,41 @@ use orderflow_transformer::{FirehoseEvent, sample_event, transform, transform_js
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// One criterion group, `name`, timing `run(table)` for every table over an event of `bytes`.
+fn per_table<R>(c: &mut Criterion, name: &str, bytes: usize, mut run: impl FnMut(Table) -> R) {
+    let mut group = c.benchmark_group(name);
+    group
+        .sample_size(20)
+        .throughput(Throughput::Bytes(bytes as u64));
+    for table in Table::ALL {
+        group.bench_function(table.name(), |b| b.iter(|| black_box(run(table))));
+    }
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     let (json, count) = sample_event(6 * 1024 * 1024 - 1024);
     let event: KinesisFirehoseEvent = serde_json::from_slice(&json).unwrap();
     eprintln!("event: {} bytes, {count} orders", json.len());
-    let mut group = c.benchmark_group("transform");
-    group
-        .sample_size(20)
-        .throughput(Throughput::Bytes(json.len() as u64));
-    for table in Table::ALL {
-        group.bench_function(table.name(), |b| {
-            b.iter(|| transform(black_box(&event), table))
-        });
-    }
-    group.finish();
-    let mut group = c.benchmark_group("invocation");
-    group
-        .sample_size(20)
-        .throughput(Throughput::Bytes(json.len() as u64));
-    for table in Table::ALL {
-        group.bench_function(table.name(), |b| {
-            b.iter(|| {
-                let event: KinesisFirehoseEvent = serde_json::from_slice(black_box(&json)).unwrap();
-                let (response, _) = transform(&event, table);
-                serde_json::to_vec(&response).unwrap()
-            })
-        });
-    }
-    group.finish();
+    per_table(c, "transform", json.len(), |table| {
+        transform(black_box(&event), table)
+    });
+    per_table(c, "invocation", json.len(), |table| {
+        let event: KinesisFirehoseEvent = serde_json::from_slice(black_box(&json)).unwrap();
+        let (response, _) = transform(&event, table);
+        serde_json::to_vec(&response).unwrap()
+    });
     let (json, count) = sample_event(4_000_000);
     let event: FirehoseEvent = serde_json::from_slice(&json).unwrap();
     eprintln!("event: {} bytes, {count} orders", json.len());
-    let mut group = c.benchmark_group("handler_4mb");
-    group
-        .sample_size(20)
-        .throughput(Throughput::Bytes(json.len() as u64));
-    for table in Table::ALL {
-        group.bench_function(table.name(), |b| {
-            b.iter(|| transform_json(black_box(&event), table))
-        });
-    }
-    group.finish();
-    let mut group = c.benchmark_group("process_4mb");
-    group
-        .sample_size(20)
-        .throughput(Throughput::Bytes(json.len() as u64));
-    for table in Table::ALL {
-        group.bench_function(table.name(), |b| {
-            b.iter(|| {
-                let event: FirehoseEvent = serde_json::from_slice(black_box(&json)).unwrap();
-                let (response, _) = transform_json(&event, table);
-                serde_json::to_vec(&response).unwrap()
-            })
-        });
-    }
-    group.finish();
+    per_table(c, "handler_4mb", json.len(), |table| {
+        transform_json(black_box(&event), table)
+    });
+    per_table(c, "process_4mb", json.len(), |table| {
+        let event: FirehoseEvent = serde_json::from_slice(black_box(&json)).unwrap();
+        let (response, _) = transform_json(&event, table);
+        serde_json::to_vec(&response).unwrap()
+    });
 }
 
 criterion_group!(transformer, benches);

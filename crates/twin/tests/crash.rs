@@ -269,20 +269,7 @@ async fn kill_9_mid_run_loses_nothing_acknowledged_and_restarts_exactly() {
     // answered), and the readers' durable checkpoints are behind: the kill caught them mid-work.
     // (The dead twin's twin.json names a port another process may have taken by now.)
     std::fs::remove_file(orderflow_twin::twin::endpoints_file(&data)).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderflow"))
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--settings")
-        .arg(&settings)
-        .args(["status", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let at_kill: Status = serde_json::from_slice(&output.stdout).unwrap();
+    let at_kill = support::stopped_status(&data, Some(&settings));
     for s in &sent {
         if let Outcome::Acked {
             shard_id,

@@ -10,13 +10,11 @@
 mod support;
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use orderflow_domain::{GeneratorConfig, Order, OrderGenerator};
 use orderflow_twin::health::{DYNAMODB, State};
-use orderflow_twin::status::Status;
 use support::dynamodb_faults::{Dynalite, FaultProxy, Faults};
 use support::{TwinProcess, processes_mentioning, settings_file, temp_dir};
 
@@ -142,22 +140,6 @@ async fn a_killed_dynalite_is_restarted_and_nothing_is_lost() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The status of a stopped twin, from its data folder.
-fn stopped_status(data: &Path) -> Status {
-    let output = Command::new(env!("CARGO_BIN_EXE_orderflow"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(["status", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_abandons_a_stuck_invocation_which_is_delivered_again() {
     // Every put of one customer is throttled: the consumer's write loop keeps retrying it until
@@ -207,7 +189,7 @@ async fn ctrl_c_abandons_a_stuck_invocation_which_is_delivered_again() {
         "Ctrl-C waited for the invocation ({stopped_after:?})"
     );
     // The abandoned batch is not checkpointed, and nothing went to the failure store.
-    let status = stopped_status(&data);
+    let status = support::stopped_status(&data, None);
     let lag: u64 = status.shards.iter().map(|s| s.lag["consumer"]).sum();
     assert!(lag > 0, "{}", status.to_text());
     assert_eq!(status.failed_batches, 0);

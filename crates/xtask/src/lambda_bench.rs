@@ -518,12 +518,7 @@ fn consumer(dynalite: &Dynalite, label: &str, program: &Path, invocations: usize
     let records = 1_000;
     let event = kinesis_event(records);
     let table = &format!("orders-bench-{label}");
-    dynalite.call(
-        "CreateTable",
-        json!({"TableName": table, "BillingMode": "PAY_PER_REQUEST",
-               "KeySchema": [{"AttributeName": "customer_id", "KeyType": "HASH"}, {"AttributeName": "order_id", "KeyType": "RANGE"}],
-               "AttributeDefinitions": [{"AttributeName": "customer_id", "AttributeType": "S"}, {"AttributeName": "order_id", "AttributeType": "S"}]}),
-    )?;
+    dynalite.create_orders_table(table)?;
     let env = [
         ("AWS_ENDPOINT_URL_DYNAMODB", dynalite.endpoint.as_str()),
         ("AWS_ACCESS_KEY_ID", "test"),

@@ -247,6 +247,17 @@ impl Dynalite {
         Ok(Dynalite { child, endpoint })
     }
 
+    /// Creates an orders table (`customer_id`, `order_id`) named `table`, on demand.
+    pub(crate) fn create_orders_table(&self, table: &str) -> Result<()> {
+        self.call(
+            "CreateTable",
+            json!({"TableName": table, "BillingMode": "PAY_PER_REQUEST",
+                   "KeySchema": [{"AttributeName": "customer_id", "KeyType": "HASH"}, {"AttributeName": "order_id", "KeyType": "RANGE"}],
+                   "AttributeDefinitions": [{"AttributeName": "customer_id", "AttributeType": "S"}, {"AttributeName": "order_id", "AttributeType": "S"}]}),
+        )?;
+        Ok(())
+    }
+
     /// One DynamoDB JSON API call (dynalite checks the form of the signature, not its value).
     pub(crate) fn call(&self, action: &str, body: Value) -> Result<Value> {
         let text = self.call_with(&ureq::Agent::new_with_defaults(), action, &body.to_string())?;
@@ -361,12 +372,7 @@ pub(crate) fn smoke(root: &Path, dist: &Path) -> Result<()> {
     let lambdas = crate::lambdas::Lambdas::read()?;
     let dynalite = Dynalite::start(root)?;
     let table = "orders-smoke";
-    dynalite.call(
-        "CreateTable",
-        json!({"TableName": table, "BillingMode": "PAY_PER_REQUEST",
-               "KeySchema": [{"AttributeName": "customer_id", "KeyType": "HASH"}, {"AttributeName": "order_id", "KeyType": "RANGE"}],
-               "AttributeDefinitions": [{"AttributeName": "customer_id", "AttributeType": "S"}, {"AttributeName": "order_id", "AttributeType": "S"}]}),
-    )?;
+    dynalite.create_orders_table(table)?;
     let aws_env = [
         ("AWS_ENDPOINT_URL_DYNAMODB", dynalite.endpoint.as_str()),
         ("AWS_ACCESS_KEY_ID", "test"),

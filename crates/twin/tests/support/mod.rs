@@ -247,3 +247,19 @@ pub fn processes_mentioning(path: &Path) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+/// `orderflow status --json` on a stopped twin's data folder (with `settings`, if given).
+pub fn stopped_status(data_dir: &Path, settings: Option<&Path>) -> Status {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orderflow"));
+    command.arg("--data-dir").arg(data_dir);
+    if let Some(settings) = settings {
+        command.arg("--settings").arg(settings);
+    }
+    let output = command.args(["status", "--json"]).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
