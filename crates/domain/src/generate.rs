@@ -1,5 +1,8 @@
-//! Fake orders for load tests, the local twin and tests: realistic values from the `fake` crate,
-//! unique order ids, and fully reproducible from a seed (same seed and `now`, same orders).
+//! Fake orders for load tests, the local twin and tests, fully reproducible from a seed (same
+//! seed and `now`, same orders): lines drawn from a seeded [`Catalogue`] of products (stable
+//! names and prices, some selling far more than others), amounts the exact sum of the lines in
+//! the customer's currency's minor units (no cents in yen), each customer with a stable home
+//! address (from the `fake` crate) and currency, unique order ids.
 //!
 //! [`OrderGenerator::invalid_order`] makes orders that break one stated rule each, to exercise the
 //! error paths end to end.
@@ -12,11 +15,11 @@ use fake::Fake;
 use fake::faker::address::en::{
     BuildingNumber, CityName, CountryName, StateName, StreetName, ZipCode,
 };
-use fake::faker::lorem::en::Word;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rust_decimal::Decimal;
 
+use crate::catalogue::{CURRENCIES, Catalogue, Currency};
 use crate::order::{
     Amount, ItemDetails, Order, PaymentType, ProductLine, PurchaseDetails, ShippingAddress, Status,
 };
@@ -65,6 +68,7 @@ pub struct OrderGenerator {
     counter: u64,
     /// Each customer ships to one address, made on first use.
     addresses: HashMap<u32, ShippingAddress<'static>>,
+    catalogue: Catalogue,
 }
 
 /// One deliberately invalid order and the rule it breaks.
@@ -96,7 +100,6 @@ const COLORS: [&str; 16] = [
     "Forest Green",
 ];
 const SIZES: [&str; 8] = ["XS", "S", "M", "L", "XL", "XXL", "38", "42"];
-const CURRENCIES: [&str; 5] = ["USD", "EUR", "GBP", "BRL", "JPY"];
 /// Relative weights of the statuses, in [`Status::ALL`] order.
 const STATUS_WEIGHTS: [u32; 7] = [20, 15, 20, 15, 22, 5, 3];
 
@@ -105,10 +108,16 @@ impl OrderGenerator {
     pub fn new(config: GeneratorConfig) -> Self {
         OrderGenerator {
             rng: StdRng::seed_from_u64(config.seed),
+            catalogue: Catalogue::new(config.seed),
             config,
             counter: 0,
             addresses: HashMap::new(),
         }
+    }
+
+    /// The catalogue the orders' lines come from.
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
     }
 
     /// The next order id: unique within this generator (a bijection of the counter), and
@@ -135,20 +144,18 @@ impl OrderGenerator {
         };
         let order_date = self.config.now - Duration::microseconds(back);
 
+        let currency = customer_currency(self.config.seed, customer);
+        let catalogue = &self.catalogue;
         let line_count = rng.random_range(1..=5usize);
-        let mut total_cents: i64 = 0;
+        let mut total_minor_units: i64 = 0;
         let product_details = (0..line_count)
             .map(|_| {
+                let product = catalogue.draw(rng);
                 let quantity: u16 = rng.random_range(1..=5);
-                total_cents += i64::from(quantity) * rng.random_range(99..=49_999i64);
-                let words: u32 = rng.random_range(1..=2);
-                let name = (0..words)
-                    .map(|_| Word().fake_with_rng::<String, _>(rng))
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                total_minor_units += i64::from(quantity) * product.minor_units(currency);
                 ProductLine {
-                    product_id: Cow::Owned(format!("p{:05}", rng.random_range(0..5_000u32))),
-                    name: Cow::Owned(name),
+                    product_id: Cow::Owned(product.id.clone()),
+                    name: Cow::Owned(product.name.clone()),
                     quantity,
                     item_details: ItemDetails {
                         color: Cow::Borrowed(COLORS[rng.random_range(0..COLORS.len())]),
@@ -177,8 +184,9 @@ impl OrderGenerator {
             shipping_address,
             purchase_details: PurchaseDetails {
                 payment_type,
-                amount: Amount::new(Decimal::new(total_cents, 2)).expect("at most 25 x 499.99"),
-                currency: Cow::Borrowed(CURRENCIES[rng.random_range(0..CURRENCIES.len())]),
+                amount: Amount::new(Decimal::new(total_minor_units, currency.decimals))
+                    .expect("at most 25 units of the dearest product"),
+                currency: Cow::Borrowed(currency.code),
                 instalments,
             },
             product_details,
@@ -223,6 +231,12 @@ impl OrderGenerator {
             reason,
         }
     }
+}
+
+/// The currency a customer pays in: the same for a seed and customer.
+fn customer_currency(seed: u64, customer: u32) -> &'static Currency {
+    let pick = mix64(seed ^ (u64::from(customer) << 32 | 0xC0FF)) % CURRENCIES.len() as u64;
+    &CURRENCIES[pick as usize]
 }
 
 /// The address of a customer: the same for a seed and customer, whatever order they come in.
@@ -301,6 +315,50 @@ mod tests {
             OrderGenerator::new(config(8)).next_order(),
             OrderGenerator::new(config(7)).next_order()
         );
+    }
+
+    /// Issue 14, item 5: orders look like a shop's. Each product id always has the same name;
+    /// the amount is exactly the lines at the catalogue's prices in the order's currency (whole
+    /// yen for JPY); a customer always pays in the same currency and ships to the same address.
+    #[test]
+    fn orders_come_from_the_catalogue_and_add_up() {
+        let mut generator = OrderGenerator::new(config(11));
+        let catalogue = generator.catalogue().clone();
+        let mut names: HashMap<String, String> = HashMap::new();
+        let mut customers: HashMap<String, (String, ShippingAddress<'static>)> = HashMap::new();
+        let mut yen = 0;
+        for _ in 0..2_000 {
+            let order = generator.next_order();
+            let currency = CURRENCIES
+                .iter()
+                .find(|c| c.code == order.purchase_details.currency)
+                .unwrap();
+            let mut total = Decimal::ZERO;
+            for line in &order.product_details {
+                let product = catalogue
+                    .products()
+                    .iter()
+                    .find(|p| p.id == line.product_id)
+                    .expect("a catalogue product");
+                assert_eq!(line.name, product.name);
+                let name = names
+                    .entry(line.product_id.to_string())
+                    .or_insert_with(|| line.name.to_string());
+                assert_eq!(*name, line.name);
+                total += product.price(currency) * Decimal::from(line.quantity);
+            }
+            assert_eq!(order.purchase_details.amount.value(), total);
+            if currency.code == "JPY" {
+                yen += 1;
+                assert_eq!(total.fract(), Decimal::ZERO, "no cents in yen");
+            }
+            let seen = customers
+                .entry(order.customer_id.to_string())
+                .or_insert_with(|| (currency.code.to_owned(), order.shipping_address.clone()));
+            assert_eq!(seen.0, currency.code);
+            assert_eq!(seen.1, order.shipping_address);
+        }
+        assert!(yen > 0);
     }
 
     #[test]

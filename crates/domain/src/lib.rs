@@ -6,10 +6,12 @@
 //! - [`Table`], [`Partition`], [`table_file`]: the four analytics tables as defined in
 //!   `sql/tables.json`, the rows an order becomes and its `year/month/day` partition.
 //! - [`order_item`] (feature `dynamodb`): the DynamoDB item of an order.
-//! - [`OrderGenerator`]: seeded, realistic fake orders (and deliberately invalid ones).
+//! - [`OrderGenerator`]: seeded, realistic fake orders (and deliberately invalid ones), their
+//!   lines from a seeded [`Catalogue`] of products.
 //! - [`ORDER_SCHEMA_JSON`]: the order's JSON Schema (draft 4, for API Gateway), checked against
 //!   [`parse_order`] by the tests.
 
+mod catalogue;
 mod generate;
 #[cfg(feature = "dynamodb")]
 mod item;
@@ -17,6 +19,7 @@ mod order;
 mod parse;
 mod tables;
 
+pub use catalogue::{CURRENCIES, Catalogue, Currency, Product};
 pub use generate::{GeneratorConfig, InvalidSample, OrderGenerator};
 #[cfg(feature = "dynamodb")]
 pub use item::{
