@@ -14,6 +14,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 pub trait PutObserver: Send + Sync {
     /// `key` now holds `bytes`.
     fn written(&self, key: &str, bytes: &[u8]);
+    /// `key` was deleted.
+    fn deleted(&self, key: &str);
 }
 
 /// The twin's bucket.
@@ -82,6 +84,24 @@ impl Bucket {
                 [whole] => observer.written(key, whole),
                 chunks => observer.written(key, &chunks.concat()),
             }
+        }
+        Ok(())
+    }
+
+    /// Deletes one object (durably: its folder is synced), telling the observer.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        let path = ObjectPath::parse(key).with_context(|| format!("object key {key}"))?;
+        self.store
+            .delete(&path)
+            .await
+            .with_context(|| format!("deleting s3 object {key}"))?;
+        if let Some(folder) = self.root.join(key).parent().map(Path::to_owned) {
+            tokio::task::spawn_blocking(move || std::fs::File::open(folder)?.sync_all())
+                .await?
+                .with_context(|| format!("syncing the folder of {key}"))?;
+        }
+        if let Some(observer) = &self.observer {
+            observer.deleted(key);
         }
         Ok(())
     }

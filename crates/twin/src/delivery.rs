@@ -816,6 +816,260 @@ impl Delivery {
     }
 }
 
+/// What redriving one error object produced.
+struct Redriven {
+    /// Parquet objects to write: key and bytes.
+    objects: Vec<(String, Vec<u8>)>,
+    /// The lines of the records that failed again, as they were.
+    failed_lines: Vec<u8>,
+    /// Records that landed (or that the transformer dropped).
+    landed: u64,
+    /// Records that failed again.
+    failed: u64,
+}
+
+/// What became of a record given again.
+enum Again {
+    /// A row for the partition of these `year`, `month`, `day` keys.
+    Row(Vec<u8>, [String; 3]),
+    /// The transformer dropped it.
+    Dropped,
+    /// It failed again.
+    Failed,
+}
+
+/// How much record data one redrive event carries: base64 makes it 4/3 larger, well within
+/// Lambda's 6 MiB with the records' metadata.
+const REDRIVE_EVENT_DATA_BYTES: usize = 3 * 1024 * 1024;
+
+impl Delivery {
+    /// Redrives this table's Firehose error output ([`crate::redrive`]): the records of
+    /// `processing-failed` through the transformer, those of `activePartitionExceeded` straight
+    /// to their partition, into Parquet objects (one per partition and error object, written
+    /// directly, not through the delivery's buffers). An error object is deleted after its
+    /// objects are written; records that fail again are first written to a new error object.
+    pub async fn redrive_errors(&self, report: &mut crate::redrive::RedriveReport) -> Result<()> {
+        for kind in [ERROR_PROCESSING_FAILED, ERROR_ACTIVE_PARTITION_EXCEEDED] {
+            // `errors/{table}/{kind}/`: the error prefix up to its time placeholders.
+            let template = self
+                .settings
+                .error_output_prefix
+                .replace("{table}", self.table.name())
+                .replace("!{firehose:error-output-type}", kind);
+            // (object_store lists by whole path segments: no trailing slash.)
+            let prefix = static_part(&template).trim_end_matches('/').to_owned();
+            let mut keys: Vec<String> = self
+                .bucket
+                .list(&prefix)
+                .await?
+                .into_iter()
+                .map(|(key, _)| key)
+                .collect();
+            keys.sort();
+            for key in keys {
+                let bytes = self.bucket.get(&key).await?;
+                let delivery = self.clone();
+                let redriven = blocking(move || delivery.redrive_lines(kind, &bytes)).await;
+                let redriven = match redriven {
+                    Ok(redriven) => redriven,
+                    Err(error) => {
+                        report.kept.push(format!("{key}: {error:#}"));
+                        continue;
+                    }
+                };
+                for (object, bytes) in redriven.objects {
+                    self.bucket.put(&object, bytes).await?;
+                }
+                if redriven.failed > 0 {
+                    let folder = key.rsplit_once('/').map_or("", |(folder, _)| folder);
+                    let again = format!("{folder}/{}", object_name(&self.name, Utc::now(), ""));
+                    self.bucket.put(&again, redriven.failed_lines).await?;
+                    report.kept.push(format!(
+                        "{key}: {} records failed again, now in {again}",
+                        redriven.failed
+                    ));
+                }
+                self.bucket.delete(&key).await?;
+                report.error_records += redriven.landed;
+                report.error_records_failed_again += redriven.failed;
+                tracing::info!(key = %key, landed = redriven.landed, failed = redriven.failed, "error output redriven");
+            }
+        }
+        Ok(())
+    }
+
+    /// The Parquet objects and the still-failing lines of one error object of `kind`.
+    fn redrive_lines(&self, kind: &str, bytes: &[u8]) -> Result<Redriven> {
+        struct Line<'a> {
+            text: &'a [u8],
+            data: Vec<u8>,
+            arrival_ms: u64,
+            keys: Option<[String; 3]>,
+        }
+        let lines = bytes
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.is_empty())
+            .enumerate()
+            .map(|(index, text)| {
+                let line: serde_json::Value = serde_json::from_slice(text)
+                    .with_context(|| format!("line {} is not JSON", index + 1))?;
+                let data = BASE64
+                    .decode(line["rawData"].as_str().unwrap_or_default())
+                    .with_context(|| format!("line {}: rawData is not base64", index + 1))?;
+                let keys = ["year", "month", "day"]
+                    .map(|key| line["partitionKeys"][key].as_str().map(str::to_owned));
+                let keys = match keys {
+                    [Some(year), Some(month), Some(day)] => Some([year, month, day]),
+                    _ => None,
+                };
+                Ok(Line {
+                    text,
+                    data,
+                    arrival_ms: line["arrivalTimestamp"].as_u64().unwrap_or_else(now_ms),
+                    keys,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut outputs: Vec<Again> = Vec::new();
+        if kind == ERROR_PROCESSING_FAILED {
+            let mut start = 0;
+            while start < lines.len() {
+                let mut end = start;
+                let mut bytes = 0;
+                while end < lines.len()
+                    && (end == start || bytes + lines[end].data.len() <= REDRIVE_EVENT_DATA_BYTES)
+                {
+                    bytes += lines[end].data.len();
+                    end += 1;
+                }
+                outputs.extend(
+                    self.transform_again(
+                        &lines[start..end]
+                            .iter()
+                            .map(|l| (&l.data[..], l.arrival_ms))
+                            .collect::<Vec<_>>(),
+                    ),
+                );
+                start = end;
+            }
+        } else {
+            outputs.extend(lines.iter().map(|line| match &line.keys {
+                Some(keys) => Again::Row(line.data.clone(), keys.clone()),
+                None => Again::Failed,
+            }));
+        }
+        let mut partitions: BTreeMap<String, (RowBatchBuilder, u64)> = BTreeMap::new();
+        let mut redriven = Redriven {
+            objects: Vec::new(),
+            failed_lines: Vec::new(),
+            landed: 0,
+            failed: 0,
+        };
+        for (line, output) in lines.iter().zip(outputs) {
+            let landed = match output {
+                Again::Failed => false,
+                Again::Dropped => true,
+                Again::Row(data, [year, month, day]) => {
+                    let arrival = DateTime::<Utc>::from_timestamp_millis(line.arrival_ms as i64)
+                        .unwrap_or_else(Utc::now);
+                    let prefix = expand_prefix(
+                        &self.settings.prefix,
+                        self.table.name(),
+                        &[("year", &year), ("month", &month), ("day", &day)],
+                        None,
+                        arrival,
+                    );
+                    let (builder, oldest) = partitions
+                        .entry(prefix)
+                        .or_insert_with(|| (RowBatchBuilder::new(self.table), u64::MAX));
+                    let pushed = builder.push_record(&data).is_ok();
+                    if pushed {
+                        *oldest = (*oldest).min(line.arrival_ms);
+                    }
+                    pushed
+                }
+            };
+            if landed {
+                redriven.landed += 1;
+            } else {
+                redriven.failed += 1;
+                redriven.failed_lines.extend_from_slice(line.text);
+                redriven.failed_lines.push(b'\n');
+            }
+        }
+        for (prefix, (mut builder, oldest)) in partitions {
+            if builder.is_empty() {
+                continue;
+            }
+            let time =
+                DateTime::<Utc>::from_timestamp_millis(oldest as i64).unwrap_or_else(Utc::now);
+            let name = object_name(&self.name, time, &self.settings.file_extension);
+            redriven
+                .objects
+                .push((format!("{prefix}{name}"), parquet_bytes(&builder.finish())?));
+        }
+        Ok(redriven)
+    }
+
+    /// The transformer's answer for records given again (data and arrival time), per record.
+    fn transform_again(&self, records: &[(&[u8], u64)]) -> Vec<Again> {
+        let entries: Vec<serde_json::Value> = records
+            .iter()
+            .enumerate()
+            .map(|(index, (data, arrival_ms))| {
+                json!({
+                    "recordId": format!("redrive-{index}"),
+                    "approximateArrivalTimestamp": arrival_ms,
+                    "data": BASE64.encode(data),
+                })
+            })
+            .collect();
+        let event = firehose_event(
+            &self.name,
+            &self.stream.arn(),
+            &uuid::Uuid::new_v4().to_string(),
+            entries,
+        );
+        let Ok(event) = serde_json::from_value::<KinesisFirehoseEvent>(event) else {
+            return records.iter().map(|_| Again::Failed).collect();
+        };
+        let response = self.transform.invoke(&event);
+        if response.records.len() != records.len() {
+            return records.iter().map(|_| Again::Failed).collect();
+        }
+        response
+            .records
+            .into_iter()
+            .enumerate()
+            .map(|(index, output)| {
+                if output.record_id.as_deref() != Some(format!("redrive-{index}").as_str()) {
+                    return Again::Failed;
+                }
+                match output.result.as_deref() {
+                    Some("Dropped") => Again::Dropped,
+                    Some("Ok") => {
+                        let keys = &output.metadata.partition_keys;
+                        let [Some(year), Some(month), Some(day)] =
+                            ["year", "month", "day"].map(|key| keys.get(key).cloned())
+                        else {
+                            return Again::Failed;
+                        };
+                        Again::Row(output.data.0, [year, month, day])
+                    }
+                    _ => Again::Failed,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The folders of a prefix before the one holding its first unexpanded placeholder (`!{...}`):
+/// `errors/orders/processing-failed/` of `errors/orders/processing-failed/year=!{...}/`.
+fn static_part(prefix: &str) -> &str {
+    let end = prefix.find("!{").unwrap_or(prefix.len());
+    prefix[..end].rfind('/').map_or("", |slash| &prefix[..=slash])
+}
+
 /// A Snappy-compressed Parquet file holding `batch`.
 pub fn parquet_bytes(batch: &RecordBatch) -> Result<Vec<u8>> {
     let properties = WriterProperties::builder()
@@ -969,6 +1223,89 @@ pub(crate) mod tests {
         (0..stream.shard_count())
             .map(|shard| stream.saved_checkpoint(&reader_name(table), shard).unwrap())
             .collect()
+    }
+
+    /// Issue 14, item 4: redriving a table's error output puts the records that now succeed
+    /// into their partitions, keeps (rewritten, alone) the ones that fail again, and deletes each
+    /// error object only after that.
+    #[tokio::test]
+    async fn redrive_puts_error_records_into_the_table_and_keeps_what_fails_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let stream = Stream::open(&dir.path().join("stream.redb"), "orders", 1).unwrap();
+        let bucket = Bucket::local(&dir.path().join("bucket")).unwrap();
+        let delivery = delivery(&stream, &bucket);
+        let orders = order_entries(41, 2);
+        let line = |data: &[u8], extra: serde_json::Value| {
+            let mut line = json!({
+                "attemptsMade": 1,
+                "arrivalTimestamp": 1_717_848_000_000u64,
+                "errorCode": "Lambda.ProcessingFailed",
+                "rawData": BASE64.encode(data),
+            });
+            if let (Some(line), Some(extra)) = (line.as_object_mut(), extra.as_object()) {
+                line.extend(extra.clone());
+            }
+            let mut text = serde_json::to_vec(&line).unwrap();
+            text.push(b'\n');
+            text
+        };
+        // processing-failed: a valid order (the transformer takes it now) and one that is not.
+        let invalid = br#"{"customer_id": "c1"}"#;
+        let mut failed = line(&orders[0].data, json!({}));
+        failed.extend(line(invalid, json!({})));
+        let failed_key = "errors/orders/processing-failed/year=2024/month=06/day=08/x-1";
+        bucket.put(failed_key, failed).await.unwrap();
+        // activePartitionExceeded: a transformed row and its partition keys.
+        let event = serde_json::from_value::<KinesisFirehoseEvent>(firehose_event(
+            "orders",
+            &stream.arn(),
+            "id",
+            vec![json!({"recordId": "r", "approximateArrivalTimestamp": 0, "data": BASE64.encode(&orders[1].data)})],
+        ))
+        .unwrap();
+        let answer = delivery.transform.invoke(&event).records.remove(0);
+        let keys = &answer.metadata.partition_keys;
+        let exceeded = line(
+            &answer.data.0,
+            json!({"partitionKeys": {"year": keys["year"], "month": keys["month"], "day": keys["day"]}}),
+        );
+        let exceeded_key = "errors/orders/activePartitionExceeded/year=2024/month=06/day=08/x-2";
+        bucket.put(exceeded_key, exceeded).await.unwrap();
+
+        let mut report = crate::redrive::RedriveReport::default();
+        delivery.redrive_errors(&mut report).await.unwrap();
+        assert_eq!(report.error_records, 2, "{report:?}");
+        assert_eq!(report.error_records_failed_again, 1);
+        assert_eq!(report.kept.len(), 1, "{report:?}");
+        assert_eq!(rows_written(&bucket).await, 2);
+        assert!(
+            bucket
+                .list("errors/orders/activePartitionExceeded")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let left = bucket
+            .list("errors/orders/processing-failed")
+            .await
+            .unwrap();
+        assert_eq!(left.len(), 1);
+        assert_ne!(left[0].0, failed_key, "rewritten under a new name");
+        let left = bucket.get(&left[0].0).await.unwrap();
+        assert_eq!(
+            left,
+            line(invalid, json!({})),
+            "only the invalid order, as it was"
+        );
+
+        // Again: nothing more lands, the invalid order stays.
+        let mut again = crate::redrive::RedriveReport::default();
+        delivery.redrive_errors(&mut again).await.unwrap();
+        assert_eq!(
+            (again.error_records, again.error_records_failed_again),
+            (0, 1)
+        );
+        assert_eq!(rows_written(&bucket).await, 2);
     }
 
     /// Issue 14, item 2: reads racing appends (an empty read, then a commit before the report

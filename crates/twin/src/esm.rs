@@ -525,23 +525,60 @@ fn outcome_of(response: &[u8], records: &[StoredRecord]) -> Outcome {
 
 /// The Kinesis event Lambda sends for `records`.
 pub fn kinesis_event(stream: &Stream, records: &[StoredRecord]) -> Vec<u8> {
-    let arn = stream.arn();
+    let shard_ids: Vec<String> = records.iter().map(StoredRecord::shard_id).collect();
+    let sequence_numbers: Vec<String> = records.iter().map(StoredRecord::sequence_number).collect();
+    kinesis_event_of(
+        &stream.arn(),
+        records
+            .iter()
+            .zip(shard_ids.iter().zip(&sequence_numbers))
+            .map(|(record, (shard_id, sequence_number))| EventRecord {
+                shard_id,
+                partition_key: &record.partition_key,
+                sequence_number,
+                data: &record.data,
+                arrival_ms: record.arrival_ms,
+            }),
+    )
+}
+
+/// One record of a Kinesis event.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRecord<'a> {
+    /// `shardId-000000000000`.
+    pub shard_id: &'a str,
+    /// The partition key.
+    pub partition_key: &'a str,
+    /// The sequence number.
+    pub sequence_number: &'a str,
+    /// The record's bytes.
+    pub data: &'a [u8],
+    /// Approximate arrival time, epoch milliseconds.
+    pub arrival_ms: u64,
+}
+
+/// The Kinesis event Lambda's event source mapping sends for `records` of the stream `arn`: the
+/// one place the twin builds it (the mapping, and redriven failure-store batches).
+pub fn kinesis_event_of<'a>(
+    stream_arn: &str,
+    records: impl IntoIterator<Item = EventRecord<'a>>,
+) -> Vec<u8> {
     let event = json!({
-        "Records": records.iter().map(|record| json!({
+        "Records": records.into_iter().map(|record| json!({
             "kinesis": {
                 "kinesisSchemaVersion": "1.0",
                 "partitionKey": record.partition_key,
-                "sequenceNumber": record.sequence_number(),
-                "data": BASE64.encode(&record.data),
+                "sequenceNumber": record.sequence_number,
+                "data": BASE64.encode(record.data),
                 "approximateArrivalTimestamp": record.arrival_ms as f64 / 1000.0,
             },
             "eventSource": "aws:kinesis",
             "eventVersion": "1.0",
-            "eventID": format!("{}:{}", record.shard_id(), record.sequence_number()),
+            "eventID": format!("{}:{}", record.shard_id, record.sequence_number),
             "eventName": "aws:kinesis:record",
             "invokeIdentityArn": "arn:aws:iam::000000000000:role/orderflow-local-consumer",
             "awsRegion": "us-east-1",
-            "eventSourceARN": arn,
+            "eventSourceARN": stream_arn,
         })).collect::<Vec<_>>(),
     });
     serde_json::to_vec(&event).expect("JSON")

@@ -14,6 +14,7 @@
 //!   partitioning, strict JSON-to-Parquet conversion via [`columnar`], error output);
 //! - [`bucket`]: the S3 bucket through `object_store`;
 //! - [`sql`]: DataFusion over the bucket;
+//! - [`redrive`]: failed records through the pipeline again;
 //! - [`status`]: where every record is; [`health`]: what each part is doing (up, restarting,
 //!   down) as its supervisor reports it.
 //!
@@ -28,6 +29,7 @@ pub mod dynamodb;
 pub mod esm;
 pub mod health;
 pub mod limits;
+pub mod redrive;
 pub mod settings;
 pub mod sql;
 pub mod status;

@@ -18,7 +18,9 @@ use orderflow_producer::{Stats, WorkloadConfig};
 use orderflow_twin::limits::{Clock, SystemClock};
 use orderflow_twin::settings::PipelineSettings;
 use orderflow_twin::status::Status;
-use orderflow_twin::twin::{Endpoints, STATUS_ROUTE, Twin, TwinOptions, endpoints_file};
+use orderflow_twin::twin::{
+    Endpoints, REDRIVE_ROUTE, STATUS_ROUTE, Twin, TwinOptions, endpoints_file,
+};
 use orderflow_twin::{sql, status};
 use tokio_util::sync::CancellationToken;
 
@@ -116,6 +118,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send failed records through the pipeline again (the running twin's failure store through
+    /// the consumer, each table's Firehose error output through its transformer); exits 1 if
+    /// some still fail.
+    Redrive {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -194,6 +204,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 Format::Csv => print!("{}", result.to_csv()?),
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Redrive { json } => {
+            let report = redrive(&cli.data_dir).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
+            Ok(if report.kept.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Status { json } => {
             let status = current_status(&cli.data_dir, &settings).await?;
@@ -457,6 +480,36 @@ impl Counts {
 }
 
 /// The status of the twin in `data_dir`: asked of the running twin, else read from the files.
+/// Asks the twin running on `data_dir` to redrive its failures.
+async fn redrive(data_dir: &Path) -> Result<orderflow_twin::redrive::RedriveReport> {
+    let running = std::fs::read(endpoints_file(data_dir))
+        .ok()
+        .and_then(|text| serde_json::from_slice::<Endpoints>(&text).ok())
+        .filter(|endpoints| Path::new(&format!("/proc/{}", endpoints.pid)).exists());
+    let Some(endpoints) = running else {
+        bail!(
+            "no twin is running on {}: start it with `orderflow up` (redrive runs the records \
+             through the running pipeline)",
+            data_dir.display()
+        );
+    };
+    let api_key = std::fs::read_to_string(data_dir.join("api-key"))
+        .with_context(|| format!("reading the API key in {}", data_dir.display()))?;
+    let response = reqwest::Client::new()
+        .post(format!("{}{REDRIVE_ROUTE}", endpoints.api))
+        .header("x-api-key", api_key.trim())
+        .send()
+        .await
+        .context("asking the twin to redrive")?;
+    let status = response.status();
+    anyhow::ensure!(
+        status.is_success(),
+        "the twin refused the redrive ({status}): {}",
+        response.text().await.unwrap_or_default()
+    );
+    Ok(response.json().await?)
+}
+
 async fn current_status(data_dir: &Path, settings: &PipelineSettings) -> Result<Status> {
     if let Ok(text) = std::fs::read(endpoints_file(data_dir))
         && let Ok(endpoints) = serde_json::from_slice::<Endpoints>(&text)

@@ -477,6 +477,13 @@ impl PutObserver for BucketTally {
             }
         }
     }
+
+    fn deleted(&self, key: &str) {
+        let mut counts = self.counts.lock().expect("not poisoned");
+        if let Some(old) = counts.objects.remove(key) {
+            counts.add(&old, false);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ use crate::stream::Stream;
 pub const ENVIRONMENT: &str = "local";
 /// The admin route with the status.
 pub const STATUS_ROUTE: &str = "/_twin/status";
+/// The route a `POST` to which redrives every failure ([`crate::redrive`]); it needs the API key.
+pub const REDRIVE_ROUTE: &str = "/_twin/redrive";
 
 /// How to start the twin.
 #[derive(Debug, Clone)]
@@ -112,6 +114,12 @@ struct Shared {
     table: String,
     items: dynamodb::ItemCounter,
     health: Health,
+    /// The consumer function and the delivery streams, for redrives.
+    consumer: Arc<ConsumerFunction>,
+    deliveries: Vec<Delivery>,
+    api_key: String,
+    /// One redrive at a time.
+    redriving: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -250,6 +258,7 @@ impl Twin {
         let buffering_interval = options
             .buffering_interval
             .unwrap_or_else(|| settings.buffering_interval());
+        let mut deliveries = Vec::new();
         for table in Table::ALL {
             let delivery = Delivery {
                 table,
@@ -266,6 +275,7 @@ impl Twin {
                 buffering_interval,
                 reads: delivery_reads.clone(),
             };
+            deliveries.push(delivery.clone());
             let (stop, flush) = (shutdown.clone(), flush_requests.clone());
             workers.push(tokio::spawn(supervise(
                 delivery.name.clone(),
@@ -295,6 +305,10 @@ impl Twin {
             table: table.clone(),
             items: dynamodb::ItemCounter::default(),
             health: health.clone(),
+            consumer: function.clone(),
+            deliveries,
+            api_key: api_key.clone(),
+            redriving: tokio::sync::Mutex::new(()),
         });
         let router = orderflow_api::router(
             ApiConfig {
@@ -307,6 +321,7 @@ impl Twin {
         .merge(
             axum::Router::new()
                 .route(STATUS_ROUTE, get(status_route))
+                .route(REDRIVE_ROUTE, axum::routing::post(redrive_route))
                 .with_state(shared.clone()),
         );
         let address = SocketAddr::from(([127, 0, 0, 1], options.port));
@@ -370,6 +385,14 @@ impl Twin {
     /// A DynamoDB client for the twin's table endpoint.
     pub fn dynamodb(&self) -> &aws_sdk_dynamodb::Client {
         &self.shared.dynamodb
+    }
+
+    /// Redrives every failure: the failure store through the consumer, each table's error
+    /// output through its transformer ([`crate::redrive`]).
+    pub async fn redrive(&self) -> Result<crate::redrive::RedriveReport> {
+        let shared = &self.shared;
+        let _one_at_a_time = shared.redriving.lock().await;
+        crate::redrive::redrive_all(&shared.bucket, &*shared.consumer, &shared.deliveries).await
     }
 
     /// What each component is doing (up, restarting, down).
@@ -449,6 +472,31 @@ impl Twin {
         }
         let _ = std::fs::remove_file(endpoints_file(&self.data_dir));
         Ok(())
+    }
+}
+
+/// `POST /_twin/redrive` (with `x-api-key`): redrives every failure, answers the report.
+async fn redrive_route(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    if key != Some(shared.api_key.as_str()) {
+        return (
+            axum::http::StatusCode::FORBIDDEN,
+            "x-api-key is missing or wrong",
+        )
+            .into_response();
+    }
+    let _one_at_a_time = shared.redriving.lock().await;
+    match crate::redrive::redrive_all(&shared.bucket, &*shared.consumer, &shared.deliveries).await {
+        Ok(report) => Json(report).into_response(),
+        Err(error) => (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{error:#}"),
+        )
+            .into_response(),
     }
 }
 
