@@ -1067,7 +1067,9 @@ impl Delivery {
 /// `errors/orders/processing-failed/` of `errors/orders/processing-failed/year=!{...}/`.
 fn static_part(prefix: &str) -> &str {
     let end = prefix.find("!{").unwrap_or(prefix.len());
-    prefix[..end].rfind('/').map_or("", |slash| &prefix[..=slash])
+    prefix[..end]
+        .rfind('/')
+        .map_or("", |slash| &prefix[..=slash])
 }
 
 /// A Snappy-compressed Parquet file holding `batch`.

@@ -14,6 +14,7 @@
 //!   partitioning, strict JSON-to-Parquet conversion via [`columnar`], error output);
 //! - [`bucket`]: the S3 bucket through `object_store`;
 //! - [`sql`]: DataFusion over the bucket;
+//! - [`console`]: the web console at `/`;
 //! - [`redrive`]: failed records through the pipeline again;
 //! - [`status`]: where every record is; [`health`]: what each part is doing (up, restarting,
 //!   down) as its supervisor reports it.
@@ -23,6 +24,7 @@
 
 pub mod bucket;
 pub mod columnar;
+pub mod console;
 pub mod data_folder;
 pub mod delivery;
 pub mod dynamodb;

@@ -266,6 +266,10 @@ async fn up(
     println!("  bucket     {}", twin.bucket().root().display());
     println!("  status     {}{STATUS_ROUTE}", e.api);
     println!(
+        "  console    {}  (open it in a browser; the key after # stays in the browser)",
+        orderflow_twin::twin::console_url(&e.api, &twin.api_key)
+    );
+    println!(
         "Send orders: cargo run -p orderflow-producer -- --endpoint {} --api-key {} --count 1000",
         e.api, twin.api_key
     );

@@ -178,13 +178,30 @@ impl QueryResult {
 
 /// Runs one SQL statement.
 pub async fn run(context: &SessionContext, sql: &str) -> Result<QueryResult> {
+    result_of(context.sql(sql).await).await
+}
+
+/// The rows of a planned statement.
+async fn result_of(
+    frame: datafusion::error::Result<datafusion::dataframe::DataFrame>,
+) -> Result<QueryResult> {
     // DataFusion's errors repeat their sources in their own message: keep one copy.
     let plain =
         |error: datafusion::error::DataFusionError| anyhow::anyhow!(error.strip_backtrace());
-    let frame = context.sql(sql).await.map_err(plain)?;
+    let frame = frame.map_err(plain)?;
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     let batches = frame.collect().await.map_err(plain)?;
     Ok(QueryResult { schema, batches })
+}
+
+/// Runs one SQL statement that only reads: no DDL (`CREATE EXTERNAL TABLE`), no DML (`COPY TO`,
+/// `INSERT`) and no statements (`SET`), for the web console.
+pub async fn run_read_only(context: &SessionContext, sql: &str) -> Result<QueryResult> {
+    let options = datafusion::execution::context::SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    result_of(context.sql_with_options(sql, options).await).await
 }
 
 /// The queries in `dir` (`*.sql`, by name), or the built-in ones when `dir` does not exist.
@@ -227,6 +244,34 @@ mod tests {
     /// Issue 11, item 10: Athena's partition projection hides folders outside its ranges (years
     /// not in `athena.partition_projection_years`, months and days without zero-padding); the
     /// twin's tables hide the same ones, and `bucket.<table>` still shows every folder.
+    /// The console's queries read only: a statement that would write a file, create a table or
+    /// change a setting is refused, and writes nothing.
+    #[tokio::test]
+    async fn read_only_queries_refuse_writes() {
+        let root = tempfile::tempdir().unwrap();
+        let years = crate::settings::PipelineSettings::built_in()
+            .athena
+            .partition_projection_years;
+        let context = session(root.path(), ".parquet", years).await.unwrap();
+        let target = root.path().join("copied.csv");
+        for statement in [
+            format!("COPY (SELECT 1 AS n) TO '{}'", target.display()),
+            format!(
+                "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '{}'",
+                root.path().display()
+            ),
+            "SET datafusion.execution.batch_size = 1".to_owned(),
+        ] {
+            assert!(
+                run_read_only(&context, &statement).await.is_err(),
+                "{statement}"
+            );
+        }
+        assert!(!target.exists());
+        let result = run_read_only(&context, "SELECT 1 AS n").await.unwrap();
+        assert_eq!(result.rows(), 1);
+    }
+
     #[tokio::test]
     async fn tables_show_only_the_partitions_athenas_projection_shows() {
         let root = tempfile::tempdir().unwrap();

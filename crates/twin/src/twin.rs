@@ -31,6 +31,12 @@ use crate::stream::Stream;
 pub const ENVIRONMENT: &str = "local";
 /// The admin route with the status.
 pub const STATUS_ROUTE: &str = "/_twin/status";
+/// The web console's address for a twin at `api` with `api_key` (the key in the fragment, which
+/// browsers never send to a server).
+pub fn console_url(api: &str, api_key: &str) -> String {
+    format!("{api}/#key={api_key}")
+}
+
 /// The route a `POST` to which redrives every failure ([`crate::redrive`]); it needs the API key.
 pub const REDRIVE_ROUTE: &str = "/_twin/redrive";
 
@@ -323,7 +329,16 @@ impl Twin {
                 .route(STATUS_ROUTE, get(status_route))
                 .route(REDRIVE_ROUTE, axum::routing::post(redrive_route))
                 .with_state(shared.clone()),
-        );
+        )
+        .merge(crate::console::router(Arc::new(
+            crate::console::ConsoleState {
+                api_key: api_key.clone(),
+                bucket: shared.bucket.clone(),
+                settings: settings.clone(),
+                dynamodb: shared.dynamodb.clone(),
+                table: table.clone(),
+            },
+        )));
         let address = SocketAddr::from(([127, 0, 0, 1], options.port));
         let listener = tokio::net::TcpListener::bind(address)
             .await
