@@ -64,7 +64,7 @@ pub enum DataFolderError {
         example: String,
     },
     /// Reading or writing the folder failed.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}")]
     Io {
         /// What was being done.
         what: &'static str,

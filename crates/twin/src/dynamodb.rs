@@ -152,6 +152,12 @@ fn tail_text(stderr: &Mutex<VecDeque<String>>) -> String {
 
 /// How soon a dead dynalite is started again, and between failed starts.
 const RESTART_PAUSE: Duration = Duration::from_millis(100);
+/// The longest pause before a restart: one that dies again within [`STABLE_AFTER`] of its
+/// restart (a full disk, say) waits twice as long each time, up to this.
+const MAX_RESTART_PAUSE: Duration = Duration::from_secs(5);
+/// How long a restarted dynalite must live for the pause to start again from
+/// [`RESTART_PAUSE`].
+const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// dynalite under a supervisor: if it dies, the error is logged once with its cause (exit status
 /// and its last words on standard error), the `dynamodb` component shows `restarting` in
@@ -202,6 +208,9 @@ async fn watch(
     health: Health,
     stop: CancellationToken,
 ) {
+    let mut pause = RESTART_PAUSE;
+    // When the last restart happened, if one did.
+    let mut restarted: Option<Instant> = None;
     loop {
         let exit = tokio::select! {
             () = stop.cancelled() => None,
@@ -219,14 +228,19 @@ async fn watch(
         } else {
             format!("dynalite exited ({status}): {last_words}")
         };
-        tracing::error!(cause = %cause, port = dynalite.port, "DynamoDB (dynalite) died; starting it again on the same data folder and port");
+        pause = if restarted.is_some_and(|at| at.elapsed() < STABLE_AFTER) {
+            (pause * 2).min(MAX_RESTART_PAUSE)
+        } else {
+            RESTART_PAUSE
+        };
+        tracing::error!(cause = %cause, port = dynalite.port, pause_ms = pause.as_millis() as u64, "DynamoDB (dynalite) died; starting it again on the same data folder and port");
         health.restarting(DYNAMODB, &cause);
         let died = Instant::now();
         let port = dynalite.port;
         dynalite = loop {
             let started = tokio::select! {
                 () = stop.cancelled() => None,
-                () = tokio::time::sleep(RESTART_PAUSE) => Some(Dynalite::try_start(&modules, &path, port).await),
+                () = tokio::time::sleep(pause) => Some(Dynalite::try_start(&modules, &path, port).await),
             };
             match started {
                 None => {
@@ -244,6 +258,7 @@ async fn watch(
             "DynamoDB (dynalite) is up again"
         );
         health.up(DYNAMODB);
+        restarted = Some(Instant::now());
     }
 }
 

@@ -56,6 +56,70 @@ pub enum StreamError {
     Invalid(String),
 }
 
+impl StreamError {
+    /// Whether the storage failed with an I/O error (a full disk, say), after which redb refuses
+    /// every call until the database is reopened.
+    pub fn is_io(&self) -> bool {
+        matches!(
+            self,
+            StreamError::Storage(redb::Error::Io(_) | redb::Error::PreviousIo)
+        )
+    }
+}
+
+/// The stream's database, reopened after an I/O error: redb refuses every call after one
+/// ("Previous I/O error occurred. Please close and re-open the database"), so the first call
+/// that meets one closes it, and the next call opens it again (once the calls still holding the
+/// old one are done). A full disk therefore costs the calls made while it is full (the API
+/// answers `503`, acknowledging nothing), not the twin.
+struct DatabaseCell {
+    path: std::path::PathBuf,
+    current: std::sync::RwLock<Option<Arc<Database>>>,
+}
+
+impl DatabaseCell {
+    fn new(path: &Path, database: Arc<Database>) -> Self {
+        DatabaseCell {
+            path: path.to_owned(),
+            current: std::sync::RwLock::new(Some(database)),
+        }
+    }
+
+    /// The database, opened again if an I/O error closed it.
+    fn get(&self) -> Result<Arc<Database>, StreamError> {
+        if let Some(database) = self.current.read().expect("not poisoned").as_ref() {
+            return Ok(database.clone());
+        }
+        let mut current = self.current.write().expect("not poisoned");
+        if let Some(database) = current.as_ref() {
+            return Ok(database.clone());
+        }
+        let database = Arc::new(Database::create(&self.path)?);
+        tracing::warn!("stream storage opened again after an I/O error");
+        *current = Some(database.clone());
+        Ok(database)
+    }
+
+    /// Runs `work` on the database; an I/O error closes it, to be opened again by a later call.
+    fn with<T>(
+        &self,
+        work: impl FnOnce(&Database) -> Result<T, StreamError>,
+    ) -> Result<T, StreamError> {
+        let database = self.get()?;
+        let result = work(&database);
+        if let Err(error) = &result
+            && error.is_io()
+        {
+            drop(database);
+            let mut current = self.current.write().expect("not poisoned");
+            if current.take().is_some() {
+                tracing::error!(error = %error, "stream storage failed; it is closed and opened again at the next call");
+            }
+        }
+        result
+    }
+}
+
 /// The twin's fake AWS account (in ARNs and Kinesis' error messages).
 pub const ACCOUNT: &str = "000000000000";
 
@@ -216,7 +280,7 @@ pub struct Stream {
 struct Inner {
     name: String,
     shard_count: u32,
-    database: Arc<Database>,
+    database: Arc<DatabaseCell>,
     appends: std::sync::Mutex<Option<mpsc::Sender<AppendRequest>>>,
     tips: Vec<watch::Sender<u64>>,
     /// Per shard, the trim horizon (mirrors [`TRIMMED`] after each commit).
@@ -261,6 +325,7 @@ impl Stream {
             }
         }
         write.commit()?;
+        let database = Arc::new(DatabaseCell::new(path, database));
         let tips: Vec<watch::Sender<u64>> = tips_now
             .iter()
             .map(|&tip| watch::Sender::new(tip))
@@ -457,50 +522,56 @@ impl Stream {
         limit: usize,
         max_bytes: usize,
     ) -> Result<ShardRead, StreamError> {
-        let read = self.inner.database.begin_read()?;
-        let horizon = read
-            .open_table(TRIMMED)?
-            .get(shard)?
-            .map_or(0, |horizon| horizon.value());
-        let records = read.open_table(RECORDS)?;
-        let mut out = Vec::new();
-        let mut bytes = 0;
-        let start = after.max(horizon).saturating_add(1);
-        for entry in records.range((shard, start)..=(shard, u64::MAX))? {
-            let (key, value) = entry?;
-            let record = StoredRecord::decode(shard, key.value().1, value.value());
-            bytes += record.data.len();
-            if !out.is_empty() && bytes > max_bytes {
-                break;
+        self.inner.database.with(|database| {
+            let read = database.begin_read()?;
+            let horizon = read
+                .open_table(TRIMMED)?
+                .get(shard)?
+                .map_or(0, |horizon| horizon.value());
+            let records = read.open_table(RECORDS)?;
+            let mut out = Vec::new();
+            let mut bytes = 0;
+            let start = after.max(horizon).saturating_add(1);
+            for entry in records.range((shard, start)..=(shard, u64::MAX))? {
+                let (key, value) = entry?;
+                let record = StoredRecord::decode(shard, key.value().1, value.value());
+                bytes += record.data.len();
+                if !out.is_empty() && bytes > max_bytes {
+                    break;
+                }
+                out.push(record);
+                if out.len() >= limit {
+                    break;
+                }
             }
-            out.push(record);
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(ShardRead {
-            records: out,
-            trimmed_unread: horizon.saturating_sub(after),
+            Ok(ShardRead {
+                records: out,
+                trimmed_unread: horizon.saturating_sub(after),
+            })
         })
     }
 
     /// The first position still stored in `shard` (after trimming), if any.
     pub fn first_position(&self, shard: u32) -> Result<Option<u64>, StreamError> {
-        let read = self.inner.database.begin_read()?;
-        let records = read.open_table(RECORDS)?;
-        let first = records.range((shard, 0)..=(shard, u64::MAX))?.next();
-        Ok(match first {
-            Some(entry) => Some(entry?.0.value().1),
-            None => None,
+        self.inner.database.with(|database| {
+            let read = database.begin_read()?;
+            let records = read.open_table(RECORDS)?;
+            let first = records.range((shard, 0)..=(shard, u64::MAX))?.next();
+            Ok(match first {
+                Some(entry) => Some(entry?.0.value().1),
+                None => None,
+            })
         })
     }
 
     /// A reader's checkpoint in `shard` (0: nothing processed yet).
     pub fn checkpoint(&self, reader: &str, shard: u32) -> Result<u64, StreamError> {
-        let read = self.inner.database.begin_read()?;
-        let checkpoints = read.open_table(CHECKPOINTS)?;
-        let key = checkpoint_key(reader, shard);
-        Ok(checkpoints.get(key.as_str())?.map_or(0, |v| v.value()))
+        self.inner.database.with(|database| {
+            let read = database.begin_read()?;
+            let checkpoints = read.open_table(CHECKPOINTS)?;
+            let key = checkpoint_key(reader, shard);
+            Ok(checkpoints.get(key.as_str())?.map_or(0, |v| v.value()))
+        })
     }
 
     /// Durably saves checkpoints of one reader (`(shard, position)` pairs) in one transaction.
@@ -512,24 +583,28 @@ impl Stream {
         if positions.is_empty() {
             return Ok(());
         }
-        let write = self.inner.database.begin_write()?;
-        {
-            let mut checkpoints = write.open_table(CHECKPOINTS)?;
-            for &(shard, position) in positions {
-                checkpoints.insert(checkpoint_key(reader, shard).as_str(), position)?;
+        self.inner.database.with(|database| {
+            let write = database.begin_write()?;
+            {
+                let mut checkpoints = write.open_table(CHECKPOINTS)?;
+                for &(shard, position) in positions {
+                    checkpoints.insert(checkpoint_key(reader, shard).as_str(), position)?;
+                }
             }
-        }
-        write.commit()?;
-        Ok(())
+            write.commit()?;
+            Ok(())
+        })
     }
 
     /// A reader's saved checkpoint in `shard`, or `None` if it never saved one there (unlike
     /// [`checkpoint`](Stream::checkpoint), which reads both as 0).
     pub fn saved_checkpoint(&self, reader: &str, shard: u32) -> Result<Option<u64>, StreamError> {
-        let read = self.inner.database.begin_read()?;
-        let checkpoints = read.open_table(CHECKPOINTS)?;
-        let key = checkpoint_key(reader, shard);
-        Ok(checkpoints.get(key.as_str())?.map(|v| v.value()))
+        self.inner.database.with(|database| {
+            let read = database.begin_read()?;
+            let checkpoints = read.open_table(CHECKPOINTS)?;
+            let key = checkpoint_key(reader, shard);
+            Ok(checkpoints.get(key.as_str())?.map(|v| v.value()))
+        })
     }
 
     /// Where `reader` resumes in every shard: its saved checkpoint, or, in a shard where it has
@@ -538,33 +613,35 @@ impl Stream {
     /// behind the saved tip, one committed after it is read, and a restart resumes from the same
     /// place instead of moving to a later tip.
     pub fn resume_or_start_at_tips(&self, reader: &str) -> Result<Vec<u64>, StreamError> {
-        let write = self.inner.database.begin_write()?;
-        let mut positions = Vec::with_capacity(self.inner.shard_count as usize);
-        let mut created = false;
-        {
-            let mut checkpoints = write.open_table(CHECKPOINTS)?;
-            let tips = write.open_table(SHARD_TIPS)?;
-            for shard in 0..self.inner.shard_count {
-                let key = checkpoint_key(reader, shard);
-                let saved = checkpoints.get(key.as_str())?.map(|v| v.value());
-                let position = match saved {
-                    Some(position) => position,
-                    None => {
-                        let tip = tips.get(shard)?.map_or(0, |tip| tip.value());
-                        checkpoints.insert(key.as_str(), tip)?;
-                        created = true;
-                        tip
-                    }
-                };
-                positions.push(position);
+        self.inner.database.with(|database| {
+            let write = database.begin_write()?;
+            let mut positions = Vec::with_capacity(self.inner.shard_count as usize);
+            let mut created = false;
+            {
+                let mut checkpoints = write.open_table(CHECKPOINTS)?;
+                let tips = write.open_table(SHARD_TIPS)?;
+                for shard in 0..self.inner.shard_count {
+                    let key = checkpoint_key(reader, shard);
+                    let saved = checkpoints.get(key.as_str())?.map(|v| v.value());
+                    let position = match saved {
+                        Some(position) => position,
+                        None => {
+                            let tip = tips.get(shard)?.map_or(0, |tip| tip.value());
+                            checkpoints.insert(key.as_str(), tip)?;
+                            created = true;
+                            tip
+                        }
+                    };
+                    positions.push(position);
+                }
             }
-        }
-        if created {
-            write.commit()?;
-        } else {
-            write.abort()?;
-        }
-        Ok(positions)
+            if created {
+                write.commit()?;
+            } else {
+                write.abort()?;
+            }
+            Ok(positions)
+        })
     }
 
     /// Deletes records that arrived before `before_ms` (retention).
@@ -590,42 +667,44 @@ impl Stream {
 
     /// One trimming transaction on `shard`; whether more may be expired after it.
     fn trim_chunk(&self, shard: u32, before_ms: u64) -> Result<(Trimmed, bool), StreamError> {
-        let write = self.inner.database.begin_write()?;
-        let mut done = Trimmed::default();
-        let (horizon, more) = {
-            let mut records = write.open_table(RECORDS)?;
-            let mut trimmed = write.open_table(TRIMMED)?;
-            let horizon = trimmed.get(shard)?.map_or(0, |h| h.value());
-            let tip = write
-                .open_table(SHARD_TIPS)?
-                .get(shard)?
-                .map_or(0, |tip| tip.value());
-            // Stored: (horizon, tip]. Find the first position of this chunk not expired.
-            let end = tip.min(horizon.saturating_add(TRIM_CHUNK));
-            let (mut low, mut high) = (horizon + 1, end + 1);
-            while low < high {
-                let middle = low + (high - low) / 2;
-                done.examined += 1;
-                let expired = records
-                    .get((shard, middle))?
-                    .is_none_or(|value| arrival_of(value.value()) < before_ms);
-                if expired {
-                    low = middle + 1;
-                } else {
-                    high = middle;
+        self.inner.database.with(|database| {
+            let write = database.begin_write()?;
+            let mut done = Trimmed::default();
+            let (horizon, more) = {
+                let mut records = write.open_table(RECORDS)?;
+                let mut trimmed = write.open_table(TRIMMED)?;
+                let horizon = trimmed.get(shard)?.map_or(0, |h| h.value());
+                let tip = write
+                    .open_table(SHARD_TIPS)?
+                    .get(shard)?
+                    .map_or(0, |tip| tip.value());
+                // Stored: (horizon, tip]. Find the first position of this chunk not expired.
+                let end = tip.min(horizon.saturating_add(TRIM_CHUNK));
+                let (mut low, mut high) = (horizon + 1, end + 1);
+                while low < high {
+                    let middle = low + (high - low) / 2;
+                    done.examined += 1;
+                    let expired = records
+                        .get((shard, middle))?
+                        .is_none_or(|value| arrival_of(value.value()) < before_ms);
+                    if expired {
+                        low = middle + 1;
+                    } else {
+                        high = middle;
+                    }
                 }
-            }
-            let cut = low;
-            if cut > horizon + 1 {
-                records.retain_in((shard, horizon + 1)..(shard, cut), |_, _| false)?;
-                trimmed.insert(shard, cut - 1)?;
-                done.removed = cut - 1 - horizon;
-            }
-            (cut - 1, cut > end && end < tip)
-        };
-        write.commit()?;
-        self.inner.trimmed[shard as usize].store(horizon, Ordering::Release);
-        Ok((done, more))
+                let cut = low;
+                if cut > horizon + 1 {
+                    records.retain_in((shard, horizon + 1)..(shard, cut), |_, _| false)?;
+                    trimmed.insert(shard, cut - 1)?;
+                    done.removed = cut - 1 - horizon;
+                }
+                (cut - 1, cut > end && end < tip)
+            };
+            write.commit()?;
+            self.inner.trimmed[shard as usize].store(horizon, Ordering::Release);
+            Ok((done, more))
+        })
     }
 
     /// Stops accepting appends and waits for the writer to finish the pending ones.
@@ -664,7 +743,7 @@ fn now_ms() -> u64 {
 /// The writer thread: gathers waiting appends into one transaction, commits, answers, wakes
 /// the readers.
 fn write_loop(
-    database: &Database,
+    database: &DatabaseCell,
     shard_count: u32,
     mut state: WriterState,
     tips: &[watch::Sender<u64>],
@@ -680,7 +759,7 @@ fn write_loop(
             }
         }
         let before = state.clone();
-        match commit_group(database, shard_count, &mut state, &group) {
+        match database.with(|database| commit_group(database, shard_count, &mut state, &group)) {
             Ok(results) => {
                 // Tips first: once an append is acknowledged, `tips()` includes it.
                 for (shard, tip) in tips.iter().enumerate() {
