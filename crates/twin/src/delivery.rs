@@ -38,6 +38,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 use orderflow_domain::Table;
+use orderflow_transformer::{RESULT_DROPPED, RESULT_OK};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -584,18 +585,15 @@ impl Delivery {
             return;
         }
         match output.result.as_deref() {
-            Some("Ok") => {}
-            Some("Dropped") => return,
+            Some(RESULT_OK) => {}
+            Some(RESULT_DROPPED) => return,
             _ => {
                 let line = failed("Lambda.ProcessingFailed");
                 state.hold_error(ERROR_PROCESSING_FAILED, &line, record);
                 return;
             }
         }
-        let keys = &output.metadata.partition_keys;
-        let [Some(year), Some(month), Some(day)] =
-            ["year", "month", "day"].map(|key| keys.get(key).map(String::as_str))
-        else {
+        let Some(keys) = partition_values(&output.metadata.partition_keys) else {
             let line = failed("DynamicPartitioning.MetadataExtractionFailed");
             state.hold_error(ERROR_PROCESSING_FAILED, &line, record);
             return;
@@ -603,13 +601,7 @@ impl Delivery {
         let data = &output.data.0;
         let arrival = DateTime::<Utc>::from_timestamp_millis(record.arrival_ms as i64)
             .unwrap_or_else(Utc::now);
-        let prefix = expand_prefix(
-            &self.settings.prefix,
-            self.table.name(),
-            &[("year", year), ("month", month), ("day", day)],
-            None,
-            arrival,
-        );
+        let prefix = self.partition_prefix(&keys, arrival);
         let partition = Output::Partition(prefix);
         if !state.buffers.contains_key(&partition)
             && state.active_partitions() >= ACTIVE_PARTITION_LIMIT
@@ -621,7 +613,7 @@ impl Delivery {
                 "errorMessage": ACTIVE_PARTITION_ERROR_MESSAGE,
                 "attemptEndingTimestamp": now,
                 "rawData": BASE64.encode(data),
-                "partitionKeys": {"year": year, "month": month, "day": day},
+                "partitionKeys": keys_json(&keys),
             });
             state.hold_error(ERROR_ACTIVE_PARTITION_EXCEEDED, &line, record);
             return;
@@ -830,8 +822,8 @@ struct Redriven {
 
 /// What became of a record given again.
 enum Again {
-    /// A row for the partition of these `year`, `month`, `day` keys.
-    Row(Vec<u8>, [String; 3]),
+    /// A row for the partition of these keys.
+    Row(Vec<u8>, PartitionKeys),
     /// The transformer dropped it.
     Dropped,
     /// It failed again.
@@ -904,7 +896,7 @@ impl Delivery {
             text: &'a [u8],
             data: Vec<u8>,
             arrival_ms: u64,
-            keys: Option<[String; 3]>,
+            keys: Option<PartitionKeys>,
         }
         let lines = bytes
             .split(|&b| b == b'\n')
@@ -916,12 +908,13 @@ impl Delivery {
                 let data = BASE64
                     .decode(line["rawData"].as_str().unwrap_or_default())
                     .with_context(|| format!("line {}: rawData is not base64", index + 1))?;
-                let keys = ["year", "month", "day"]
-                    .map(|key| line["partitionKeys"][key].as_str().map(str::to_owned));
-                let keys = match keys {
-                    [Some(year), Some(month), Some(day)] => Some([year, month, day]),
-                    _ => None,
-                };
+                let keys = partition_key_names()
+                    .map(|name| {
+                        line["partitionKeys"][name]
+                            .as_str()
+                            .map(|value| (name, value.to_owned()))
+                    })
+                    .collect::<Option<Vec<_>>>();
                 Ok(Line {
                     text,
                     data,
@@ -969,16 +962,10 @@ impl Delivery {
             let landed = match output {
                 Again::Failed => false,
                 Again::Dropped => true,
-                Again::Row(data, [year, month, day]) => {
+                Again::Row(data, keys) => {
                     let arrival = DateTime::<Utc>::from_timestamp_millis(line.arrival_ms as i64)
                         .unwrap_or_else(Utc::now);
-                    let prefix = expand_prefix(
-                        &self.settings.prefix,
-                        self.table.name(),
-                        &[("year", &year), ("month", &month), ("day", &day)],
-                        None,
-                        arrival,
-                    );
+                    let prefix = self.partition_prefix(&keys, arrival);
                     let (builder, oldest) = partitions
                         .entry(prefix)
                         .or_insert_with(|| (RowBatchBuilder::new(self.table), u64::MAX));
@@ -1046,20 +1033,60 @@ impl Delivery {
                     return Again::Failed;
                 }
                 match output.result.as_deref() {
-                    Some("Dropped") => Again::Dropped,
-                    Some("Ok") => {
-                        let keys = &output.metadata.partition_keys;
-                        let [Some(year), Some(month), Some(day)] =
-                            ["year", "month", "day"].map(|key| keys.get(key).cloned())
-                        else {
-                            return Again::Failed;
-                        };
-                        Again::Row(output.data.0, [year, month, day])
-                    }
+                    Some(RESULT_DROPPED) => Again::Dropped,
+                    Some(RESULT_OK) => match partition_values(&output.metadata.partition_keys) {
+                        Some(keys) => Again::Row(output.data.0, keys),
+                        None => Again::Failed,
+                    },
                     _ => Again::Failed,
                 }
             })
             .collect()
+    }
+}
+
+/// A record's dynamic partitioning keys: name and value, in the table file's order.
+type PartitionKeys = Vec<(&'static str, String)>;
+
+/// The names of the keys the transformers partition by: the table file's partition keys
+/// (`sql/tables.json`; `crates/infra-tests/tests/tofu.rs` ties the transformers to them).
+fn partition_key_names() -> impl Iterator<Item = &'static str> {
+    orderflow_domain::table_file()
+        .partition_keys
+        .iter()
+        .map(|column| column.name.as_str())
+}
+
+/// The transformer's partition keys for a record, or `None` if one is missing.
+fn partition_values(keys: &std::collections::HashMap<String, String>) -> Option<PartitionKeys> {
+    partition_key_names()
+        .map(|name| keys.get(name).map(|value| (name, value.clone())))
+        .collect()
+}
+
+/// The keys as the error record's `partitionKeys` object.
+fn keys_json(keys: &PartitionKeys) -> serde_json::Value {
+    serde_json::Value::Object(
+        keys.iter()
+            .map(|(name, value)| ((*name).to_owned(), json!(value)))
+            .collect(),
+    )
+}
+
+impl Delivery {
+    /// The object prefix of a partition (the settings' prefix with the keys filled in).
+    fn partition_prefix(&self, keys: &PartitionKeys, arrival: DateTime<Utc>) -> String {
+        let pairs: Vec<(&str, &str)> = keys
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        expand_prefix(
+            &self.settings.prefix,
+            self.table.name(),
+            &pairs,
+            None,
+            arrival,
+        )
     }
 }
 
