@@ -129,8 +129,10 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let mut results = Vec::new();
     for run in 0..runs {
-        let dir = std::env::temp_dir().join(format!("orderflow-bench-{}", uuid::Uuid::new_v4()));
-        let result = runtime.block_on(one_run(&dir, orders, 1000 + run))?;
+        let dir = tempfile::Builder::new()
+            .prefix("orderflow-bench-")
+            .tempdir()?;
+        let result = runtime.block_on(one_run(dir.path(), orders, 1000 + run))?;
         println!(
             "run {}: {orders} orders accepted in {:.2} s; in DynamoDB after {:.2} s, in Parquet after {:.2} s; all after {:.2} s ({:.0} orders/s); last accepted → queryable {:.2} s",
             run + 1,
@@ -141,7 +143,6 @@ fn main() -> anyhow::Result<()> {
             orders as f64 / result.total_seconds,
             result.last_to_queryable_seconds
         );
-        let _ = std::fs::remove_dir_all(&dir);
         results.push(result);
     }
     let rate = |seconds: fn(&Run) -> f64| {

@@ -235,14 +235,14 @@ mod tests {
 
     #[tokio::test]
     async fn objects_round_trip_in_a_local_bucket() {
-        let dir = std::env::temp_dir().join(format!("orderflow-bucket-{}", uuid::Uuid::new_v4()));
-        let bucket = Bucket::local(&dir).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let bucket = Bucket::local(dir.path()).unwrap();
         bucket.put("a/b/c.json", b"{}".to_vec()).await.unwrap();
         assert_eq!(bucket.get("a/b/c.json").await.unwrap(), b"{}");
         assert_eq!(
             bucket.list("a").await.unwrap(),
             vec![("a/b/c.json".into(), 2)]
         );
-        assert!(dir.join("a/b/c.json").exists());
+        assert!(dir.path().join("a/b/c.json").exists());
     }
 }

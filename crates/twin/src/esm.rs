@@ -721,11 +721,10 @@ mod tests {
 
     /// A one-shard stream holding `r0` to `r249`, a bucket, and a function failing on `r137`
     /// (with `batchItemFailures` when `partial`, otherwise with a function error).
-    async fn fixture(partial: bool) -> (Arc<Scripted>, Stream, Bucket) {
-        let dir = std::env::temp_dir().join(format!("orderflow-esm-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let stream = Stream::open(&dir.join("s.redb"), "orders", 1).unwrap();
-        let bucket = Bucket::local(&dir.join("bucket")).unwrap();
+    async fn fixture(partial: bool) -> (Arc<Scripted>, Stream, Bucket, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let stream = Stream::open(&dir.path().join("s.redb"), "orders", 1).unwrap();
+        let bucket = Bucket::local(&dir.path().join("bucket")).unwrap();
         let entries = (0..250)
             .map(|i| RecordEntry {
                 partition_key: "k".into(),
@@ -737,6 +736,7 @@ mod tests {
             Arc::new(Scripted::failing_on(&["r137"], partial)),
             stream,
             bucket,
+            dir,
         )
     }
 
@@ -779,10 +779,10 @@ mod tests {
     async fn run_until_idle(
         partial: bool,
         settings: ConsumerSettings,
-    ) -> (Arc<Scripted>, Stream, Bucket) {
-        let (function, stream, bucket) = fixture(partial).await;
+    ) -> (Arc<Scripted>, Stream, Bucket, tempfile::TempDir) {
+        let (function, stream, bucket, dir) = fixture(partial).await;
         run_until(mapping(&function, &stream, &bucket, settings), 250).await;
-        (function, stream, bucket)
+        (function, stream, bucket, dir)
     }
 
     async fn failure_documents(bucket: &Bucket) -> Vec<serde_json::Value> {
@@ -796,7 +796,7 @@ mod tests {
     #[tokio::test]
     async fn a_poison_record_is_bisected_to_and_only_it_reaches_the_failure_store() {
         for partial in [false, true] {
-            let (function, _stream, bucket) = run_until_idle(partial, settings()).await;
+            let (function, _stream, bucket, _dir) = run_until_idle(partial, settings()).await;
             let done = function.done.lock().unwrap().clone();
             let expected: Vec<Vec<u8>> = (0..250)
                 .filter(|&i| i != 137)
@@ -834,7 +834,7 @@ mod tests {
             bisect_batch_on_function_error: false,
             ..settings()
         };
-        let (function, _stream, bucket) = run_until_idle(false, settings).await;
+        let (function, _stream, bucket, _dir) = run_until_idle(false, settings).await;
         let documents = failure_documents(&bucket).await;
         assert_eq!(documents.len(), 1);
         assert_eq!(documents[0]["KinesisBatchInfo"]["batchSize"], 100);
@@ -849,7 +849,7 @@ mod tests {
     /// twin wrote an `Unhandled` function error before).
     #[tokio::test]
     async fn records_expired_before_any_invocation_are_described_as_aws_describes_them() {
-        let (function, stream, bucket) = fixture(false).await;
+        let (function, stream, bucket, _dir) = fixture(false).await;
         // Every record is now older than the limit of 0 s.
         tokio::time::sleep(Duration::from_millis(5)).await;
         let settings = ConsumerSettings {
@@ -884,7 +884,7 @@ mod tests {
                 bisect_batch_on_function_error: false,
                 ..settings()
             };
-            let (function, _stream, bucket) = run_until_idle(partial, settings).await;
+            let (function, _stream, bucket, _dir) = run_until_idle(partial, settings).await;
             let documents = failure_documents(&bucket).await;
             assert_eq!(documents.len(), 1, "partial={partial}");
             let document = &documents[0];
@@ -927,7 +927,7 @@ mod tests {
                 Ok(br#"{"batchItemFailures":[{"itemIdentifier":"not-in-the-batch"}]}"#.to_vec())
             }
         }
-        let (_, stream, bucket) = fixture(false).await;
+        let (_, stream, bucket, _dir) = fixture(false).await;
         let settings = ConsumerSettings {
             bisect_batch_on_function_error: false,
             maximum_retry_attempts: 0,

@@ -885,7 +885,7 @@ mod tests {
     #[tokio::test]
     async fn appends_survive_reopening_and_checkpoints_persist() {
         let dir = tempdir();
-        let path = dir.join("stream.redb");
+        let path = dir.path().join("stream.redb");
         {
             let stream = Stream::open(&path, "orders", 2).unwrap();
             let results = stream
@@ -920,7 +920,7 @@ mod tests {
     #[tokio::test]
     async fn trimming_keeps_positions_increasing() {
         let dir = tempdir();
-        let stream = Stream::open(&dir.join("s.redb"), "orders", 1).unwrap();
+        let stream = Stream::open(&dir.path().join("s.redb"), "orders", 1).unwrap();
         stream
             .append(vec![entry("a", "1"), entry("a", "2")])
             .await
@@ -944,7 +944,7 @@ mod tests {
     #[tokio::test]
     async fn trimming_removes_exactly_the_expired_records_by_position() {
         let dir = tempdir();
-        let path = dir.join("s.redb");
+        let path = dir.path().join("s.redb");
         let stream = Stream::open(&path, "orders", 1).unwrap();
         append_many(&stream, 25_000).await;
         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -980,7 +980,7 @@ mod tests {
     #[tokio::test]
     async fn a_read_counts_exactly_the_records_trimmed_before_it() {
         let dir = tempdir();
-        let stream = Stream::open(&dir.join("s.redb"), "orders", 1).unwrap();
+        let stream = Stream::open(&dir.path().join("s.redb"), "orders", 1).unwrap();
         append_many(&stream, 3).await;
         std::thread::sleep(std::time::Duration::from_millis(5));
         append_many(&stream, 2).await;
@@ -1016,7 +1016,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn acknowledged_appends_are_in_the_tips() {
         let dir = tempdir();
-        let stream = Stream::open(&dir.join("s.redb"), "orders", 1).unwrap();
+        let stream = Stream::open(&dir.path().join("s.redb"), "orders", 1).unwrap();
         for position in 1..=300 {
             append_many(&stream, 1).await;
             assert_eq!(stream.tips(), vec![position]);
@@ -1029,7 +1029,7 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let stream = Stream::open(&dir.join("s.redb"), "orders", 1).unwrap();
+        let stream = Stream::open(&dir.path().join("s.redb"), "orders", 1).unwrap();
         runtime
             .block_on(stream.append((0..10).map(|i| entry("k", &"x".repeat(i + 1))).collect()))
             .unwrap();
@@ -1044,7 +1044,7 @@ mod tests {
     #[tokio::test]
     async fn partition_keys_are_whole_up_to_256_characters() {
         let dir = tempdir();
-        let stream = Stream::open(&dir.join("s.redb"), "s", 2).unwrap();
+        let stream = Stream::open(&dir.path().join("s.redb"), "s", 2).unwrap();
         let longest = "\u{1F600}".repeat(MAX_PARTITION_KEY_CHARS);
         assert_eq!(longest.len(), 1024);
         let written = stream.append(vec![entry(&longest, "x")]).await.unwrap();
@@ -1085,7 +1085,7 @@ mod tests {
     async fn records_over_a_shards_write_limit_fail_one_by_one() {
         let dir = tempdir();
         let clock = Arc::new(crate::limits::tests::ManualClock::default());
-        let stream = Stream::open(&dir.join("s.redb"), "orders", 2).unwrap();
+        let stream = Stream::open(&dir.path().join("s.redb"), "orders", 2).unwrap();
         stream.limit_writes(WriteLimits::new(2, clock.clone()));
         // "a" is on shard 0, "d" on shard 1. A second's worth for shard 0 at once:
         let results = stream
@@ -1136,9 +1136,11 @@ mod tests {
         assert_eq!(stream.read(0, 1000, 10, usize::MAX).unwrap()[0].data, b"v");
     }
 
-    fn tempdir() -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("orderflow-stream-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A temporary folder, removed when dropped.
+    fn tempdir() -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix("orderflow-stream-")
+            .tempdir()
+            .unwrap()
     }
 }

@@ -77,5 +77,4 @@ async fn the_console_works_in_a_real_browser() {
         screenshot.display()
     );
     assert!(twin.interrupt().success());
-    let _ = std::fs::remove_dir_all(&dir);
 }

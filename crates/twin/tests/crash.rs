@@ -507,7 +507,6 @@ async fn kill_9_mid_run_loses_nothing_acknowledged_and_restarts_exactly() {
     let status = twin.interrupt();
     assert!(status.success(), "Ctrl-C exits cleanly: {status:?}");
     println!("total {:.1} s", started.elapsed().as_secs_f64());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Rows in the Parquet files under `dir` (from their footers).

@@ -166,7 +166,6 @@ async fn a_full_disk_acknowledges_nothing_it_did_not_write_and_recovers() {
     );
     assert!(twin.interrupt().success());
     drop(disk);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -137,7 +137,6 @@ async fn a_killed_dynalite_is_restarted_and_nothing_is_lost() {
     assert!(twin.interrupt().success());
     println!("stopped {} ms after Ctrl-C", stopping.elapsed().as_millis());
     assert!(processes_mentioning(&data.join("dynamodb")).is_empty());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,5 +213,4 @@ async fn ctrl_c_abandons_a_stuck_invocation_which_is_delivered_again() {
         .await;
     assert_eq!(status.failed_batches, 0);
     assert!(twin.interrupt().success());
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -111,7 +111,6 @@ async fn a_data_folder_of_the_first_twin_opens_keeps_its_data_and_takes_new_orde
         after.to_text()
     );
     assert!(twin.interrupt().success());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A folder marked by a newer twin is refused before anything in it changes, with a message
@@ -154,7 +153,6 @@ fn a_folder_of_a_newer_twin_is_refused_untouched() {
         );
     }
     assert!(listing(&data) == before, "the folder was changed");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

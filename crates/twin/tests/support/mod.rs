@@ -34,11 +34,32 @@ pub fn workload(
     }
 }
 
-/// A fresh, empty folder under the target directory's tmp.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("orderflow-{name}-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty temporary folder, removed with everything in it when dropped (also when the
+/// test fails).
+pub struct TestDir(tempfile::TempDir);
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+/// A fresh, empty folder named after `name` in the system's temporary folder.
+pub fn temp_dir(name: &str) -> TestDir {
+    TestDir(
+        tempfile::Builder::new()
+            .prefix(&format!("orderflow-{name}-"))
+            .tempdir()
+            .unwrap(),
+    )
 }
 
 /// Writes `tofu/pipeline.json` with `tweak` applied into `dir`; returns its path. Tests use a
