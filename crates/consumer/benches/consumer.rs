@@ -3,8 +3,6 @@
 
 use std::hint::black_box;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use orderflow_consumer::{OrderRecordsEvent, plan_batch};
 use orderflow_domain::{GeneratorConfig, OrderGenerator};
@@ -16,27 +14,26 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn event_json(records: usize) -> Vec<u8> {
     let mut generator = OrderGenerator::new(GeneratorConfig::fixed(42));
-    let records: Vec<_> = (0..records)
+    let orders: Vec<(String, Vec<u8>)> = (0..records)
         .map(|n| {
-            serde_json::json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": "user",
-                    "sequenceNumber": format!("4959033827149025660855969253836157109592157598913{n:07}"),
-                    "data": STANDARD.encode(generator.next_order().to_json()),
-                    "approximateArrivalTimestamp": 1_717_848_000.125
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("shardId-000000000000:4959033827149025660855969253836157109592157598913{n:07}"),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/consumer",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/orders"
-            })
+            (
+                format!("4959033827149025660855969253836157109592157598913{n:07}"),
+                generator.next_order().to_json(),
+            )
         })
         .collect();
-    serde_json::to_vec(&serde_json::json!({ "Records": records })).unwrap()
+    orderflow_consumer::kinesis_event(
+        &orderflow_consumer::EventSource::LOCAL,
+        orders
+            .iter()
+            .map(|(sequence, data)| orderflow_consumer::EventRecord {
+                shard_id: "shardId-000000000000",
+                partition_key: "user",
+                sequence_number: sequence,
+                data,
+                arrival_ms: 1_717_848_000_125,
+            }),
+    )
 }
 
 fn benches(c: &mut Criterion) {

@@ -78,6 +78,76 @@ pub fn parse_epoch_seconds(json: &str) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(seconds, nanos)
 }
 
+/// Where a Kinesis event comes from: the stream and the event source mapping's identity.
+#[derive(Debug, Clone, Copy)]
+pub struct EventSource<'a> {
+    /// The stream's ARN (`eventSourceARN`).
+    pub stream_arn: &'a str,
+    /// The region (`awsRegion`).
+    pub region: &'a str,
+    /// The function's execution role (`invokeIdentityArn`).
+    pub invoke_identity_arn: &'a str,
+}
+
+impl EventSource<'static> {
+    /// A source for local runs and tests (account `123456789012`, stream `orders`).
+    pub const LOCAL: EventSource<'static> = EventSource {
+        stream_arn: "arn:aws:kinesis:us-east-1:123456789012:stream/orders",
+        region: "us-east-1",
+        invoke_identity_arn: "arn:aws:iam::123456789012:role/consumer",
+    };
+}
+
+/// One record of a Kinesis event, as read from the stream.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRecord<'a> {
+    /// `shardId-000000000000`.
+    pub shard_id: &'a str,
+    /// The partition key.
+    pub partition_key: &'a str,
+    /// The sequence number.
+    pub sequence_number: &'a str,
+    /// The record's bytes.
+    pub data: &'a [u8],
+    /// Approximate arrival time, epoch milliseconds (Kinesis keeps milliseconds).
+    pub arrival_ms: u64,
+}
+
+/// The Kinesis event (JSON) Lambda's event source mapping sends the consumer for `records`:
+/// the one place it is built, used by the twin's mapping and redrive, the AWS redrive, the smoke
+/// test, the benchmarks and the tests. The shape is the "Example Kinesis record event" of
+/// "Using Lambda with Kinesis Data Streams" (Lambda developer guide):
+/// `approximateArrivalTimestamp` in epoch seconds with a fraction, `eventID`
+/// `shardId:sequenceNumber`.
+pub fn kinesis_event<'a>(
+    source: &EventSource<'_>,
+    records: impl IntoIterator<Item = EventRecord<'a>>,
+) -> Vec<u8> {
+    use base64::Engine as _;
+    let records: Vec<serde_json::Value> = records
+        .into_iter()
+        .map(|record| {
+            serde_json::json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": record.partition_key,
+                    "sequenceNumber": record.sequence_number,
+                    "data": base64::engine::general_purpose::STANDARD.encode(record.data),
+                    "approximateArrivalTimestamp": record.arrival_ms as f64 / 1000.0,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("{}:{}", record.shard_id, record.sequence_number),
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": source.invoke_identity_arn,
+                "awsRegion": source.region,
+                "eventSourceARN": source.stream_arn,
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "Records": records })).expect("a JSON value serialises")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +192,48 @@ mod tests {
                 .timestamp_subsec_millis(),
             250
         );
+    }
+
+    #[test]
+    fn a_built_event_decodes_to_its_records() {
+        let records = [
+            ("1", b"{\"a\":1}".as_slice(), 1_717_848_000_250),
+            ("2", b"x", 1_717_848_000_007),
+        ];
+        let json = kinesis_event(
+            &EventSource::LOCAL,
+            records
+                .iter()
+                .map(|(sequence, data, arrival_ms)| EventRecord {
+                    shard_id: "shardId-000000000002",
+                    partition_key: "customer",
+                    sequence_number: sequence,
+                    data,
+                    arrival_ms: *arrival_ms,
+                }),
+        );
+        let event: OrderRecordsEvent = serde_json::from_slice(&json).unwrap();
+        assert_eq!(event.0.records.len(), 2);
+        for (record, (sequence, data, arrival_ms)) in event.0.records.iter().zip(records) {
+            assert_eq!(record.kinesis.sequence_number, sequence);
+            assert_eq!(record.kinesis.data.0, data);
+            assert_eq!(record.kinesis.partition_key, "customer");
+            assert_eq!(
+                record.event_id.as_deref(),
+                Some(format!("shardId-000000000002:{sequence}").as_str())
+            );
+            assert_eq!(
+                record
+                    .kinesis
+                    .approximate_arrival_timestamp
+                    .0
+                    .timestamp_millis(),
+                arrival_ms as i64
+            );
+            assert_eq!(
+                record.event_source_arn.as_deref(),
+                Some(EventSource::LOCAL.stream_arn)
+            );
+        }
     }
 }

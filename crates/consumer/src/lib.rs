@@ -17,7 +17,7 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use tokio::time::Instant;
 
-pub use event::{OrderRecordsEvent, parse_epoch_seconds};
+pub use event::{EventRecord, EventSource, OrderRecordsEvent, kinesis_event, parse_epoch_seconds};
 pub use plan::{PendingWrite, Plan, SkippedRecord, compare_sequence_numbers, plan_batch, shard_of};
 pub use write::{
     ItemWriter, NOT_NEWER_CONDITION, PutOutcome, WriteError, WritePolicy, WriteReport, write_all,

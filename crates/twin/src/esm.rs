@@ -29,6 +29,8 @@ use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub use orderflow_consumer::EventRecord;
+
 use crate::bucket::Bucket;
 use crate::limits::{ReadThrottle, record_size};
 use crate::settings::ConsumerSettings;
@@ -542,46 +544,23 @@ pub fn kinesis_event(stream: &Stream, records: &[StoredRecord]) -> Vec<u8> {
     )
 }
 
-/// One record of a Kinesis event.
-#[derive(Debug, Clone, Copy)]
-pub struct EventRecord<'a> {
-    /// `shardId-000000000000`.
-    pub shard_id: &'a str,
-    /// The partition key.
-    pub partition_key: &'a str,
-    /// The sequence number.
-    pub sequence_number: &'a str,
-    /// The record's bytes.
-    pub data: &'a [u8],
-    /// Approximate arrival time, epoch milliseconds.
-    pub arrival_ms: u64,
-}
+/// The role the twin's event source mapping names as `invokeIdentityArn`.
+pub const INVOKE_IDENTITY_ARN: &str = "arn:aws:iam::000000000000:role/orderflow-local-consumer";
 
-/// The Kinesis event Lambda's event source mapping sends for `records` of the stream `arn`: the
-/// one place the twin builds it (the mapping, and redriven failure-store batches).
+/// The Kinesis event the event source mapping sends for `records` of the stream `arn` (built by
+/// the consumer crate, which owns the contract).
 pub fn kinesis_event_of<'a>(
     stream_arn: &str,
     records: impl IntoIterator<Item = EventRecord<'a>>,
 ) -> Vec<u8> {
-    let event = json!({
-        "Records": records.into_iter().map(|record| json!({
-            "kinesis": {
-                "kinesisSchemaVersion": "1.0",
-                "partitionKey": record.partition_key,
-                "sequenceNumber": record.sequence_number,
-                "data": BASE64.encode(record.data),
-                "approximateArrivalTimestamp": record.arrival_ms as f64 / 1000.0,
-            },
-            "eventSource": "aws:kinesis",
-            "eventVersion": "1.0",
-            "eventID": format!("{}:{}", record.shard_id, record.sequence_number),
-            "eventName": "aws:kinesis:record",
-            "invokeIdentityArn": "arn:aws:iam::000000000000:role/orderflow-local-consumer",
-            "awsRegion": "us-east-1",
-            "eventSourceARN": stream_arn,
-        })).collect::<Vec<_>>(),
-    });
-    serde_json::to_vec(&event).expect("JSON")
+    orderflow_consumer::kinesis_event(
+        &orderflow_consumer::EventSource {
+            stream_arn,
+            region: "us-east-1",
+            invoke_identity_arn: INVOKE_IDENTITY_ARN,
+        },
+        records,
+    )
 }
 
 /// The real consumer handler, invoked in process through its JSON contract.

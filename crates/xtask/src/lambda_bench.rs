@@ -356,28 +356,26 @@ pub(crate) fn firehose_event(limit: usize) -> (Vec<u8>, usize) {
 /// A Kinesis event of `count` generated orders, as Lambda's event source mapping sends it.
 pub(crate) fn kinesis_event(count: usize) -> Vec<u8> {
     let mut generator = OrderGenerator::new(GeneratorConfig::fixed(42));
-    let records: Vec<Value> = (0..count)
+    let orders: Vec<(String, Vec<u8>)> = (0..count)
         .map(|n| {
-            let sequence = format!("4959033827149025660855969253836157109592157598913{n:07}");
-            json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": "user",
-                    "sequenceNumber": sequence,
-                    "data": B64.encode(generator.next_order().to_json()),
-                    "approximateArrivalTimestamp": 1_717_848_000.125
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("shardId-000000000000:{sequence}"),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/consumer",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/orders"
-            })
+            (
+                format!("4959033827149025660855969253836157109592157598913{n:07}"),
+                generator.next_order().to_json(),
+            )
         })
         .collect();
-    json!({ "Records": records }).to_string().into_bytes()
+    orderflow_consumer::kinesis_event(
+        &orderflow_consumer::EventSource::LOCAL,
+        orders
+            .iter()
+            .map(|(sequence, data)| orderflow_consumer::EventRecord {
+                shard_id: "shardId-000000000000",
+                partition_key: "user",
+                sequence_number: sequence,
+                data,
+                arrival_ms: 1_717_848_000_125,
+            }),
+    )
 }
 
 /// Prints one line of results.

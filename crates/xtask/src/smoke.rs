@@ -302,19 +302,18 @@ fn order(customer: &str, order_id: &str, date: &str) -> Vec<u8> {
 }
 
 fn kinesis_event(records: &[(&str, Vec<u8>)]) -> Vec<u8> {
-    let records: Vec<Value> = records
-        .iter()
-        .map(|(sequence, data)| {
-            json!({
-                "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "c", "sequenceNumber": sequence,
-                            "data": B64.encode(data), "approximateArrivalTimestamp": 1717848000.25},
-                "eventSource": "aws:kinesis", "eventVersion": "1.0",
-                "eventID": format!("shardId-000000000000:{sequence}"), "eventName": "aws:kinesis:record",
-                "awsRegion": "us-east-1", "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/orders"
-            })
-        })
-        .collect();
-    json!({ "Records": records }).to_string().into_bytes()
+    orderflow_consumer::kinesis_event(
+        &orderflow_consumer::EventSource::LOCAL,
+        records
+            .iter()
+            .map(|(sequence, data)| orderflow_consumer::EventRecord {
+                shard_id: "shardId-000000000000",
+                partition_key: "c",
+                sequence_number: sequence,
+                data,
+                arrival_ms: 1_717_848_000_250,
+            }),
+    )
 }
 
 fn firehose_event(records: &[Vec<u8>]) -> Vec<u8> {

@@ -19,7 +19,6 @@ use aws_sdk_dynamodb::types::{
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use serde_json::{Value, json};
 
 /// The repository root.
@@ -168,31 +167,22 @@ pub struct RecordSpec {
     pub arrival_seconds: f64,
 }
 
-/// A Kinesis event as Lambda delivers it (JSON), decoded with aws_lambda_events.
+/// A Kinesis event as Lambda delivers it (JSON, built by the consumer crate), decoded the way the
+/// handler decodes it.
 pub fn kinesis_event(records: &[RecordSpec]) -> KinesisEvent {
-    let records: Vec<Value> = records
-        .iter()
-        .map(|record| {
-            json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": "pk",
-                    "sequenceNumber": record.sequence_number,
-                    "data": base64::engine::general_purpose::STANDARD.encode(&record.data),
-                    "approximateArrivalTimestamp": record.arrival_seconds
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("shardId-000000000003:{}", record.sequence_number),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/consumer",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/orders"
-            })
-        })
-        .collect();
-    let text = json!({ "Records": records }).to_string();
-    serde_json::from_str::<orderflow_consumer::OrderRecordsEvent>(&text)
+    let text = orderflow_consumer::kinesis_event(
+        &orderflow_consumer::EventSource::LOCAL,
+        records
+            .iter()
+            .map(|record| orderflow_consumer::EventRecord {
+                shard_id: "shardId-000000000003",
+                partition_key: "pk",
+                sequence_number: &record.sequence_number,
+                data: &record.data,
+                arrival_ms: (record.arrival_seconds * 1000.0).round() as u64,
+            }),
+    );
+    serde_json::from_slice::<orderflow_consumer::OrderRecordsEvent>(&text)
         .expect("a valid Kinesis event")
         .0
 }
