@@ -23,6 +23,11 @@ output "consumer_on_failure_queue_url" {
   value       = module.consumer.on_failure_queue_url
 }
 
+output "consumer_function_name" {
+  description = "Name of the consumer Lambda (cargo xtask redrive-aws invokes it)."
+  value       = module.consumer.function_name
+}
+
 output "data_bucket_name" {
   description = "Bucket holding the Parquet tables and Firehose error output."
   value       = module.storage.data_bucket_name

@@ -1,7 +1,17 @@
-//! Project tasks, run as `cargo xtask <task>` (an alias in `.cargo/config.toml`).
+//! Project tasks, run as `cargo xtask <task>` (an alias in `.cargo/config.toml`); `cargo xtask
+//! help` prints their options.
 //!
 //! - `test`: installs the pinned Node packages (dynalite) when they are missing or stale, then runs
 //!   `cargo fmt --check`, `cargo clippy -D warnings` and `cargo test` over the whole workspace.
+//! - `demo`: the local twin's demo run with its acceptance checks.
+//! - `lambdas`: the arm64 Lambda zips by the flake's zigbuild route ([`lambdas`]).
+//! - `smoke`, `coldstart`: each Lambda zip under qemu with real events; cold-start times
+//!   ([`smoke`]).
+//! - `lambda-bench`: each release Lambda binary through a local Runtime API ([`lambda_bench`]).
+//! - `redrive-aws`: the deployed consumer's failed batches through the consumer again
+//!   ([`redrive_aws`]).
+//! - `rehearse`: the OpenTofu deploy rehearsal against moto ([`rehearse`],
+//!   [`redrive_rehearsal`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -11,6 +21,8 @@ use anyhow::{Context, Result, bail, ensure};
 
 mod lambda_bench;
 mod lambdas;
+mod redrive_aws;
+mod redrive_rehearsal;
 mod rehearse;
 mod smoke;
 
@@ -84,6 +96,14 @@ fn run() -> Result<ExitCode> {
             lambdas::run(&root(), &options)?;
             Ok(ExitCode::SUCCESS)
         }
+        Some("redrive-aws") => {
+            let options = redrive_aws::Options::parse(&args[1..])?;
+            Ok(if redrive_aws::run(&options)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Some("rehearse") => {
             let mut options = rehearse::Options {
                 registry: false,
@@ -112,6 +132,7 @@ fn run() -> Result<ExitCode> {
                  smoke [--dist DIR]            each Lambda zip under qemu with real events\n  \
                  coldstart                     cold-start times of the Lambda binaries\n  \
                  lambda-bench [--invocations N] [--no-build] [--only NAME] [--baseline DIR]   each release Lambda binary through a local Runtime API: init and invocation medians\n  \
+                 redrive-aws --queue-url URL [--function NAME] [--max-messages N] [--dry-run] [--visibility-timeout S]   the deployed consumer's failed batches (on-failure queue) through the consumer again\n  \
                  rehearse [--registry] [--keep] [--strict-deploy-role]   OpenTofu init/validate/plan/apply/re-plan/deploy-role/destroy against moto"
             );
             Ok(ExitCode::SUCCESS)

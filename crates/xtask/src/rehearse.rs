@@ -212,6 +212,33 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
     );
     steps.push(timed("second plan", t, "no changes"));
 
+    // cargo xtask redrive-aws on the applied resources (redrive_rehearsal.rs).
+    let t = Instant::now();
+    let output = |name: &str| -> Result<String> {
+        Ok(runner
+            .run("output", &["output", "-raw", "-no-color", name])?
+            .trim()
+            .to_string())
+    };
+    let (stream, queue_url, table, function) = (
+        output("kinesis_stream_name")?,
+        output("consumer_on_failure_queue_url")?,
+        output("dynamodb_table_name")?,
+        output("consumer_function_name")?,
+    );
+    let note = crate::redrive_rehearsal::run(
+        root,
+        &crate::redrive_rehearsal::Deployed {
+            endpoint: &endpoint,
+            region: REGION,
+            stream: &stream,
+            queue_url: &queue_url,
+            table: &table,
+            function: &function,
+        },
+    )?;
+    steps.push(timed("redrive-aws", t, &note));
+
     // The CI deploy role, with moto's IAM checks on.
     let role_arn = runner
         .run(
