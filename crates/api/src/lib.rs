@@ -118,6 +118,12 @@ pub enum SinkError {
     /// The stream failed; `503`.
     #[error("stream unavailable: {0}")]
     Unavailable(String),
+    /// The stream's write queue is full: nothing was taken; `503` with `Retry-After`.
+    #[error("stream busy: the write queue is full")]
+    Busy {
+        /// When to try again.
+        retry_after: Duration,
+    },
 }
 
 pub mod gateway_json;
@@ -178,6 +184,8 @@ pub enum ApiError {
     Throttled(Option<Duration>),
     /// 503: the stream failed (details logged, not echoed).
     Unavailable,
+    /// 503 with `Retry-After`: the stream cannot take more writes now; nothing was written.
+    Busy(Duration),
 }
 
 impl IntoResponse for ApiError {
@@ -224,6 +232,17 @@ impl IntoResponse for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 serde_json::json!({"message": "Service Unavailable"}),
             ),
+            ApiError::Busy(after) => {
+                let mut response = json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    serde_json::json!({"message": "Service Unavailable"}),
+                );
+                let seconds = after.as_secs_f64().ceil().max(1.0) as u64;
+                response
+                    .headers_mut()
+                    .insert("retry-after", HeaderValue::from(seconds));
+                response
+            }
         }
     }
 }
@@ -232,6 +251,7 @@ impl From<SinkError> for ApiError {
     fn from(error: SinkError) -> Self {
         match error {
             SinkError::Throttled { retry_after, .. } => ApiError::Throttled(retry_after),
+            SinkError::Busy { retry_after } => ApiError::Busy(retry_after),
             SinkError::Unavailable(message) => {
                 tracing::error!(error = %message, "stream write failed");
                 ApiError::Unavailable

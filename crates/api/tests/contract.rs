@@ -452,3 +452,37 @@ async fn a_body_not_declared_as_json_is_415() {
     }
     assert_eq!(sink.records().len(), 6);
 }
+
+/// A stream whose write queue is full (the twin's stream refuses the whole call).
+struct Busy;
+
+impl RecordSink for Busy {
+    async fn put_records(&self, _: Vec<RecordEntry>) -> Result<Vec<RecordResult>, SinkError> {
+        Err(SinkError::Busy {
+            retry_after: Duration::from_millis(1_500),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_full_write_queue_is_503_with_retry_after_on_every_route() {
+    let config = ApiConfig {
+        api_key: KEY.into(),
+        stream_name: "orders".into(),
+        max_batch_orders: MAX_BATCH_ORDERS,
+    };
+    let app = router(config, Arc::new(Busy));
+    let legacy = json!({"StreamName": "orders", "Data": base64::engine::general_purpose::STANDARD.encode(ORDER), "PartitionKey": "user1"}).to_string();
+    let batch = format!("{{\"orders\": [{ORDER}]}}");
+    for (path, body) in [
+        ("/v1/orders", ORDER.to_string()),
+        ("/v1/orders/batch", batch),
+        ("/orders", legacy),
+    ] {
+        let (status, body, retry_after) = post(&app, path, Some(KEY), body).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
+        assert_eq!(body, json!({"message": "Service Unavailable"}), "{path}");
+        // Whole seconds, rounded up.
+        assert_eq!(retry_after.as_deref(), Some("2"), "{path}");
+    }
+}

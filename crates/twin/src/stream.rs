@@ -15,9 +15,10 @@
 //!   same database, so a restart resumes where each left off.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
+use std::time::Duration;
 
 use md5::{Digest, Md5};
 use orderflow_api::{RecordEntry, RecordResult, RecordSink, SinkError, THROUGHPUT_EXCEEDED};
@@ -54,6 +55,31 @@ pub enum StreamError {
     /// A request Kinesis would refuse (`ValidationException`); nothing of it was written.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The writer is behind by [`MAX_PENDING_APPEND_BYTES`]: nothing of the request was taken.
+    #[error("the stream's write queue is full ({0} bytes waiting)")]
+    Busy(usize),
+}
+
+/// Bytes of records (data and partition keys) waiting for the writer, at most. An append that
+/// would go past it is refused whole (`503` with `Retry-After` at the API), so a load the disk
+/// cannot keep up with is pushed back to the clients instead of queueing in memory without
+/// bound. The first waiting append is always taken, whatever its size (at most PutRecords'
+/// 5 MiB).
+pub const MAX_PENDING_APPEND_BYTES: usize = 32 << 20;
+
+/// What the API tells a client refused by [`StreamError::Busy`] to wait.
+pub const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Counts an append's bytes as waiting until it is answered.
+struct PendingBytes<'a> {
+    counter: &'a AtomicUsize,
+    bytes: usize,
+}
+
+impl Drop for PendingBytes<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
 }
 
 impl StreamError {
@@ -289,6 +315,8 @@ struct Inner {
     writer: std::sync::Mutex<Option<thread::JoinHandle<()>>>,
     /// Kinesis' write limits, once [`Stream::limit_writes`] set them.
     write_limits: std::sync::OnceLock<WriteLimits>,
+    /// Bytes of appends sent to the writer and not answered yet.
+    pending_bytes: AtomicUsize,
 }
 
 impl Stream {
@@ -358,6 +386,7 @@ impl Stream {
                 appended,
                 writer: std::sync::Mutex::new(Some(writer)),
                 write_limits: std::sync::OnceLock::new(),
+                pending_bytes: AtomicUsize::new(0),
             }),
         })
     }
@@ -459,6 +488,18 @@ impl Stream {
 
     /// Hands `entries` to the writer thread and waits for them to be committed.
     async fn write(&self, entries: Vec<RecordEntry>) -> Result<Vec<RecordResult>, StreamError> {
+        let bytes: usize = entries
+            .iter()
+            .map(|entry| entry.data.len() + entry.partition_key.len())
+            .sum();
+        let waiting = self.inner.pending_bytes.fetch_add(bytes, Ordering::AcqRel);
+        let _pending = PendingBytes {
+            counter: &self.inner.pending_bytes,
+            bytes,
+        };
+        if waiting > 0 && waiting + bytes > MAX_PENDING_APPEND_BYTES {
+            return Err(StreamError::Busy(waiting));
+        }
         let (reply, answer) = oneshot::channel();
         {
             let appends = self.inner.appends.lock().expect("not poisoned");
@@ -836,15 +877,17 @@ fn commit_group(
 
 impl RecordSink for Stream {
     async fn put_records(&self, entries: Vec<RecordEntry>) -> Result<Vec<RecordResult>, SinkError> {
-        self.append(entries)
-            .await
-            .map_err(|error| SinkError::Unavailable(error.to_string()))
+        self.append(entries).await.map_err(|error| match error {
+            StreamError::Busy(_) => SinkError::Busy {
+                retry_after: BUSY_RETRY_AFTER,
+            },
+            error => SinkError::Unavailable(error.to_string()),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use super::*;
 
@@ -880,6 +923,59 @@ mod tests {
         assert_eq!(a.len(), 56);
         assert!(a < b);
         assert_eq!(position_of(&b), Some(10));
+    }
+
+    #[tokio::test]
+    async fn a_full_write_queue_refuses_appends_whole_and_takes_them_once_it_drains() {
+        let dir = tempdir();
+        let stream = Stream::open(&dir.path().join("stream.redb"), "orders", 2).unwrap();
+        // The writer is behind by the whole budget (as under a load the disk cannot follow).
+        stream
+            .inner
+            .pending_bytes
+            .store(MAX_PENDING_APPEND_BYTES, Ordering::Release);
+        let refused = stream.append(vec![entry("a", "1"), entry("d", "2")]).await;
+        assert!(
+            matches!(refused, Err(StreamError::Busy(waiting)) if waiting == MAX_PENDING_APPEND_BYTES),
+            "{refused:?}"
+        );
+        assert_eq!(
+            stream.tips(),
+            vec![0, 0],
+            "nothing of a refused append is written"
+        );
+        assert_eq!(
+            stream.inner.pending_bytes.load(Ordering::Acquire),
+            MAX_PENDING_APPEND_BYTES,
+            "a refused append leaves the count as it was"
+        );
+        let sink = RecordSink::put_records(&stream, vec![entry("a", "1")]).await;
+        assert_eq!(
+            sink,
+            Err(SinkError::Busy {
+                retry_after: BUSY_RETRY_AFTER
+            })
+        );
+        // Just under the budget: taken.
+        stream
+            .inner
+            .pending_bytes
+            .store(MAX_PENDING_APPEND_BYTES - 4, Ordering::Release);
+        stream
+            .append(vec![entry("a", "1"), entry("d", "2")])
+            .await
+            .unwrap();
+        assert_eq!(stream.tips(), vec![1, 1]);
+        // Drained: the counter is back where the append found it.
+        assert_eq!(
+            stream.inner.pending_bytes.load(Ordering::Acquire),
+            MAX_PENDING_APPEND_BYTES - 4
+        );
+        // An empty queue takes an append of any size.
+        stream.inner.pending_bytes.store(0, Ordering::Release);
+        let large = "x".repeat(MAX_PENDING_APPEND_BYTES + 1);
+        stream.append(vec![entry("a", &large)]).await.unwrap();
+        assert_eq!(stream.inner.pending_bytes.load(Ordering::Acquire), 0);
     }
 
     #[tokio::test]
