@@ -8,6 +8,7 @@
 //! - `smoke`, `coldstart`: each Lambda zip under qemu with real events; cold-start times
 //!   ([`smoke`]).
 //! - `lambda-bench`: each release Lambda binary through a local Runtime API ([`lambda_bench`]).
+//! - `load`: the twin's API under wrk, counted end to end ([`load`]).
 //! - `redrive-aws`: the deployed consumer's failed batches through the consumer again
 //!   ([`redrive_aws`]).
 //! - `rehearse`: the OpenTofu deploy rehearsal against moto ([`rehearse`],
@@ -21,6 +22,7 @@ use anyhow::{Context, Result, bail, ensure};
 
 mod lambda_bench;
 mod lambdas;
+mod load;
 mod redrive_aws;
 mod redrive_rehearsal;
 mod rehearse;
@@ -96,8 +98,12 @@ fn run() -> Result<ExitCode> {
             lambdas::run(&root(), &options)?;
             Ok(ExitCode::SUCCESS)
         }
+        Some("load") => {
+            load::run(&root(), &parse_task::<load::Options>("load", &args[1..])?)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some("redrive-aws") => {
-            let options = redrive_aws::Options::parse(&args[1..])?;
+            let options = parse_task::<redrive_aws::Options>("redrive-aws", &args[1..])?;
             Ok(if redrive_aws::run(&options)? {
                 ExitCode::SUCCESS
             } else {
@@ -132,6 +138,7 @@ fn run() -> Result<ExitCode> {
                  smoke [--dist DIR]            each Lambda zip under qemu with real events\n  \
                  coldstart                     cold-start times of the Lambda binaries\n  \
                  lambda-bench [--invocations N] [--no-build] [--only NAME] [--baseline DIR]   each release Lambda binary through a local Runtime API: init and invocation medians\n  \
+                 load [--seconds N] [--connections N] [--batch N] [--no-limits]   wrk on the twin's API, single and batch routes; everything acknowledged counted end to end\n  \
                  redrive-aws --queue-url URL [--function NAME] [--max-messages N] [--dry-run] [--visibility-timeout S]   the deployed consumer's failed batches (on-failure queue) through the consumer again\n  \
                  rehearse [--registry] [--keep] [--strict-deploy-role]   OpenTofu init/validate/plan/apply/re-plan/deploy-role/destroy against moto"
             );
@@ -169,6 +176,18 @@ fn root() -> PathBuf {
         .join("../..")
         .canonicalize()
         .expect("the repository root exists")
+}
+
+/// A task's options, parsed with clap (`--help` prints them and exits).
+fn parse_task<T: clap::Parser>(task: &str, args: &[String]) -> Result<T> {
+    T::try_parse_from(std::iter::once(format!("cargo xtask {task}")).chain(args.iter().cloned()))
+        .map_err(|error| {
+            if !error.use_stderr() {
+                let _ = error.print();
+                std::process::exit(0);
+            }
+            anyhow::anyhow!("{error}")
+        })
 }
 
 /// Runs a command in the repository root, failing with its name if it fails.

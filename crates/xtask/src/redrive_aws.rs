@@ -26,7 +26,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use aws_sdk_kinesis::types::ShardIteratorType;
 use orderflow_consumer::{EventRecord, EventSource, compare_sequence_numbers, kinesis_event};
 use serde::Deserialize;
@@ -39,63 +39,24 @@ pub(crate) const MAX_EVENT_BYTES: usize = 5_500_000;
 const MAX_GET_RECORDS_CALLS: usize = 200;
 
 /// What to redrive.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Parser)]
+#[command(name = "cargo xtask redrive-aws")]
 pub(crate) struct Options {
-    /// The on-failure queue.
+    /// The on-failure queue (`tofu -chdir=tofu output -raw consumer_on_failure_queue_url`).
+    #[arg(long)]
     pub(crate) queue_url: String,
     /// The function to invoke instead of the message's `requestContext.functionArn`.
+    #[arg(long)]
     pub(crate) function: Option<String>,
     /// Stop after this many messages.
+    #[arg(long, default_value_t = usize::MAX, hide_default_value = true)]
     pub(crate) max_messages: usize,
     /// Read and report only: invoke nothing, delete nothing.
+    #[arg(long)]
     pub(crate) dry_run: bool,
     /// Seconds a received message stays invisible to other readers.
+    #[arg(long, default_value_t = 300)]
     pub(crate) visibility_timeout: i32,
-}
-
-impl Options {
-    /// Reads `--queue-url URL [--function NAME] [--max-messages N] [--dry-run]
-    /// [--visibility-timeout S]`.
-    pub(crate) fn parse(args: &[String]) -> Result<Options> {
-        let mut options = Options {
-            queue_url: String::new(),
-            function: None,
-            max_messages: usize::MAX,
-            dry_run: false,
-            visibility_timeout: 300,
-        };
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            let mut value = |name: &str| {
-                args.next()
-                    .with_context(|| format!("{name} needs a value"))
-                    .cloned()
-            };
-            match arg.as_str() {
-                "--queue-url" => options.queue_url = value("--queue-url")?,
-                "--function" => options.function = Some(value("--function")?),
-                "--max-messages" => {
-                    options.max_messages =
-                        value("--max-messages")?.parse().context("--max-messages")?
-                }
-                "--visibility-timeout" => {
-                    options.visibility_timeout = value("--visibility-timeout")?
-                        .parse()
-                        .context("--visibility-timeout")?
-                }
-                "--dry-run" => options.dry_run = true,
-                other => {
-                    bail!("unknown option `{other}` for redrive-aws (try `cargo xtask help`)")
-                }
-            }
-        }
-        if options.queue_url.is_empty() {
-            bail!(
-                "redrive-aws needs --queue-url (tofu -chdir=tofu output -raw consumer_on_failure_queue_url)"
-            );
-        }
-        Ok(options)
-    }
 }
 
 /// The clients a redrive uses.
@@ -588,11 +549,15 @@ mod tests {
 
     #[test]
     fn options_need_the_queue_and_name_unknown_flags() {
-        let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(Options::parse(&args(&[])).is_err());
-        assert!(Options::parse(&args(&["--queue-url", "q", "--bogus"])).is_err());
-        let options = Options::parse(&args(&["--queue-url", "q", "--dry-run"])).unwrap();
+        use clap::Parser as _;
+        let parse = |list: &[&str]| {
+            Options::try_parse_from(std::iter::once("x").chain(list.iter().copied()))
+        };
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["--queue-url", "q", "--bogus"]).is_err());
+        let options = parse(&["--queue-url", "q", "--dry-run"]).unwrap();
         assert!(options.dry_run);
         assert_eq!(options.function, None);
+        assert_eq!(options.visibility_timeout, 300);
     }
 }
