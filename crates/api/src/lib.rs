@@ -497,6 +497,10 @@ async fn put_legacy<S: RecordSink>(
     authorise(&headers, &state.config)?;
     require_json(&headers)?;
     let body = body_bytes(body)?;
+    // The whole body must be JSON, as for the other routes and API Gateway's model: the
+    // envelope's own parse skips members it does not know without checking their text (invalid
+    // UTF-8, a lone surrogate escape).
+    json_body(&body)?;
     let envelope: LegacyEnvelope = serde_json::from_slice(&body).map_err(|error| {
         ApiError::Invalid(vec![format!(
             "/: must be {{\"StreamName\", \"PartitionKey\", \"Data\"}}: {error}"
