@@ -9,7 +9,9 @@
 //!
 //! - `null` is accepted for every column, and a column whose key is missing is null.
 //! - `string`: a JSON string. `int`: a JSON integer literal (no fraction, no exponent) in the
-//!   32-bit range. `date`: a `yyyy-mm-dd` string (exactly 10 characters, a real calendar day).
+//!   32-bit range; `-0` is 0, as Hive reads it (serde_json reads it as the float -0.0, so
+//!   [`ColumnType::accepts`], which cannot tell it from `-0.0`, refuses it). `date`: a
+//!   `yyyy-mm-dd` string (exactly 10 characters, a real calendar day).
 //!   `timestamp`: a `yyyy-mm-dd hh:mm:ss[.fraction]` string (no zone, UTC by convention) with at
 //!   most 9 fraction digits, and no precision finer than microseconds (Arrow and Parquet keep
 //!   microseconds; a finer value would be silently truncated). `decimal(p,s)`: a JSON number
@@ -27,6 +29,9 @@
 //!   it is always a transformer bug.
 //! - Each non-empty line must be exactly one JSON object (trailing JSON whitespace allowed);
 //!   lines that are empty or hold only spaces, tabs and carriage returns are skipped.
+//! - A string whose `\u` escapes make no Unicode text (a lone surrogate, `"\ud800"`: JSON's
+//!   grammar admits it) is an error in a key or a column's value; under a key that matches no
+//!   column it is ignored with the rest of that value.
 //!
 //! Errors say which line (1-based, within the record), which column and which rule, never the
 //! value: values can be personal data.
@@ -138,6 +143,9 @@ pub enum Mismatch {
     BadTimestamp,
     /// A timestamp with precision finer than microseconds.
     SubMicrosecond,
+    /// A string whose `\u` escapes are not Unicode characters (a lone surrogate, such as
+    /// `"\ud800"`): JSON's grammar admits it, but it decodes to no text.
+    NotUnicode,
 }
 
 impl fmt::Display for Mismatch {
@@ -157,6 +165,9 @@ impl fmt::Display for Mismatch {
                 f.write_str("got a string that is not a yyyy-mm-dd hh:mm:ss[.fraction] timestamp")
             }
             Mismatch::SubMicrosecond => f.write_str("got a timestamp finer than microseconds"),
+            Mismatch::NotUnicode => {
+                f.write_str("got a string with a \\u escape that is no Unicode character")
+            }
         }
     }
 }
@@ -603,11 +614,14 @@ fn kind(raw: &str) -> Option<JsonKind> {
 }
 
 /// A raw JSON string value, decoded; `None` for `null`.
+///
+/// serde_json checks a raw value's escapes only for their form (`\u` and four hex digits), not
+/// whether they make Unicode text, so decoding can still fail: a lone surrogate.
 fn json_string(raw: &str) -> Result<Option<Cow<'_, str>>, Mismatch> {
     match kind(raw) {
         None => Ok(None),
         Some(JsonKind::String) => {
-            let Text(text) = serde_json::from_str(raw).expect("serde_json validated this string");
+            let Text(text) = serde_json::from_str(raw).map_err(|_| Mismatch::NotUnicode)?;
             Ok(Some(text))
         }
         Some(other) => Err(Mismatch::WrongKind(other)),
@@ -1124,6 +1138,39 @@ mod tests {
             let bad = with_value(GOOD_ORDER, column, value);
             assert_rejected(Table::Orders, GOOD_ORDER, &bad, expected);
         }
+    }
+
+    /// A `\u` escape that is no Unicode character (a lone surrogate) passes serde_json's raw
+    /// value check but decodes to no text: an error for the record, in every column read as a
+    /// string, where it used to panic (found by the `columnar` fuzz target).
+    #[test]
+    fn a_lone_surrogate_escape_is_an_error_not_a_panic() {
+        for (column, value, expected) in [
+            ("status", r#""\ud800Olive""#, "string"),
+            ("status", r#""\udc00""#, "string"),
+            ("status", r#""\ud800\u0041""#, "string"),
+            ("order_date", r#""\ud800""#, "date"),
+            ("order_timestamp", r#""2024-06-08 \udfff""#, "timestamp"),
+        ] {
+            let bad = with_value(GOOD_ORDER, column, value);
+            let expected = mismatch(column, expected, Mismatch::NotUnicode);
+            assert_rejected(Table::Orders, GOOD_ORDER, &bad, &expected);
+        }
+        // A surrogate pair is one character.
+        let mut builder = RowBatchBuilder::new(Table::Orders);
+        let pair = with_value(GOOD_ORDER, "status", r#""\ud83d\ude00""#);
+        assert_eq!(builder.push_record(pair.as_bytes()), Ok(1));
+        assert_eq!(strings(&builder.finish(), "status"), some(&["\u{1F600}"]));
+        // In a key it is not JSON text; under a key that names no column it is ignored.
+        let open = GOOD_ORDER.strip_suffix('}').unwrap();
+        let result = builder.push_record(format!(r#"{open},"\ud800":1}}"#).as_bytes());
+        assert!(
+            matches!(result, Err(ConversionError::NotJson { line: 1, .. })),
+            "{result:?}"
+        );
+        let ignored = format!(r#"{open},"note":{{"a":["\ud800"]}}}}"#);
+        assert_eq!(builder.push_record(ignored.as_bytes()), Ok(1));
+        assert_eq!(strings(&builder.finish(), "status"), some(&["paid"]));
     }
 
     #[test]
