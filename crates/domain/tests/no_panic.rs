@@ -1,7 +1,7 @@
 //! No input makes the rule set panic: arbitrary bytes, deep nesting, huge numbers, every field
 //! replaced by arbitrary JSON.
 
-use orderflow_domain::{InvalidOrder, parse_order};
+use orderflow_domain::{GeneratorConfig, InvalidOrder, OrderGenerator, parse_order};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -73,13 +73,52 @@ proptest! {
 
     #[test]
     fn huge_and_odd_numbers_never_panic(digits in "-?[0-9]{1,400}(\\.[0-9]{0,400})?([eE][-+]?[0-9]{1,5})?") {
-        for field in ["amount", "instalments"] {
-            let body = BASE.replace(if field == "amount" { "\"amount\": 1.5" } else { "\"instalments\": 1" }, &format!("\"{field}\": {digits}"));
+        for (field, old) in [("amount", "1.5"), ("instalments", "1"), ("quantity", "1")] {
+            let body = replaced(BASE, &format!("\"{field}\": {old}"), &format!("\"{field}\": {digits}"));
             let _ = parse_order(body.as_bytes());
         }
-        let body = BASE.replace("\"quantity\": 1", &format!("\"quantity\": {digits}"));
-        let _ = parse_order(body.as_bytes());
     }
+
+    /// Valid generated orders with a few bytes overwritten, inserted or removed: unlike arbitrary
+    /// bytes, these get past the first token and reach the rules. An accepted one re-encodes to
+    /// an order that parses back the same.
+    #[test]
+    fn near_valid_orders_never_panic(
+        seed in any::<u64>(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), 0u8..3, any::<u8>()), 1..4),
+    ) {
+        let mut generator = OrderGenerator::new(GeneratorConfig::fixed(seed));
+        let mut body = generator.next_order().to_json();
+        for (at, kind, byte) in edits {
+            let at = at.index(body.len() + 1);
+            match kind {
+                0 if at < body.len() => body[at] = byte,
+                1 => body.insert(at, byte),
+                _ if at < body.len() => { body.remove(at); }
+                _ => body.push(byte),
+            }
+        }
+        match parse_order(&body) {
+            Ok(order) => {
+                let encoded = order.to_json();
+                let again = parse_order(&encoded);
+                prop_assert_eq!(again.as_ref(), Ok(&order));
+            }
+            Err(InvalidOrder::Invalid(errors)) => prop_assert!(!errors.is_empty()),
+            Err(_) => {}
+        }
+    }
+}
+
+/// `base` with its one occurrence of `from` replaced by `to`; fails if `from` is not there once,
+/// so an edited fixture cannot silently turn a test into a no-op.
+fn replaced(base: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        base.matches(from).count(),
+        1,
+        "`{from}` occurs once in the base order"
+    );
+    base.replacen(from, to, 1)
 }
 
 #[test]
@@ -90,7 +129,7 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
             parse_order(body.as_bytes()),
             Err(InvalidOrder::Malformed(_))
         ));
-        let nested = BASE.replace("\"cash\"", &format!("{}1", "[".repeat(10_000)));
+        let nested = replaced(BASE, "\"cash\"", &format!("{}1", "[".repeat(10_000)));
         assert!(parse_order(nested.as_bytes()).is_err());
     }
 }
