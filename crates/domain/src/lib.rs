@@ -8,10 +8,13 @@
 //! - [`order_item`] (feature `dynamodb`): the DynamoDB item of an order.
 //! - [`OrderGenerator`]: seeded, realistic fake orders (and deliberately invalid ones), their
 //!   lines from a seeded [`Catalogue`] of products.
+//! - `fixtures` (feature `test-fixtures`): the sample order every crate's tests start from.
 //! - [`ORDER_SCHEMA_JSON`]: the order's JSON Schema (draft 4, for API Gateway), checked against
 //!   [`parse_order`] by the tests.
 
 mod catalogue;
+#[cfg(any(test, feature = "test-fixtures"))]
+pub mod fixtures;
 mod generate;
 #[cfg(feature = "dynamodb")]
 mod item;

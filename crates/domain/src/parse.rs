@@ -774,15 +774,7 @@ fn check_lines<'a>(
 mod tests {
     use super::*;
 
-    const VALID: &str = r#"{
-      "customer_id": "user3542", "order_id": "o04560",
-      "order_date": "2024-06-08T18:05:03.411937Z", "status": "pending",
-      "shipping_address": {"street": "4 Elm St", "city": "Lake Anna", "state": "Ohio", "zip": "85921", "country": "Peru"},
-      "purchase_details": {"payment_type": "credit_card", "amount": 42.5, "currency": "USD", "instalments": 3},
-      "product_details": [
-        {"product_id": "p00042", "name": "clear", "quantity": 2, "item_details": {"color": "Azure", "size": "M"}}
-      ]
-    }"#;
+    use crate::fixtures::{SAMPLE_ORDER, with_field};
 
     fn errors_of(json: &str) -> Vec<String> {
         match parse_order(json.as_bytes()) {
@@ -792,16 +784,12 @@ mod tests {
     }
 
     fn with(field: &str, value: &str) -> String {
-        let mut order: serde_json::Value = serde_json::from_str(VALID).unwrap();
-        let pointer = field.rsplit_once('/').unwrap();
-        let parent = order.pointer_mut(pointer.0).unwrap();
-        parent[pointer.1] = serde_json::from_str(value).unwrap();
-        order.to_string()
+        with_field(field, Some(serde_json::from_str(value).unwrap()))
     }
 
     #[test]
     fn the_design_example_is_valid_and_borrows() {
-        let order = parse_order(VALID.as_bytes()).unwrap();
+        let order = parse_order(SAMPLE_ORDER.as_bytes()).unwrap();
         assert_eq!(order.customer_id, "user3542");
         assert!(matches!(order.customer_id, Cow::Borrowed(_)));
         assert_eq!(order.purchase_details.amount.to_fixed2(), "42.50");
@@ -824,9 +812,9 @@ mod tests {
 
     #[test]
     fn legacy_spelling_is_accepted() {
-        let legacy = VALID.replace("purchase_details", "purchaise_details");
+        let legacy = SAMPLE_ORDER.replace("purchase_details", "purchaise_details");
         assert!(parse_order(legacy.as_bytes()).is_ok());
-        let both = VALID.replace(
+        let both = SAMPLE_ORDER.replace(
             r#""product_details""#,
             r#""purchaise_details": {}, "product_details""#,
         );
