@@ -20,13 +20,15 @@
 //!   down) as its supervisor reports it.
 //!
 //! [`settings`] reads the pipeline settings OpenTofu deploys with; [`twin`] starts and stops it all;
-//! [`data_folder`] says whether this twin can open a data folder (its format).
+//! [`data_folder`] says whether this twin can open a data folder (its format); [`demo`] is
+//! `orderflow demo`'s acceptance run.
 
 pub mod bucket;
 pub mod columnar;
 pub mod console;
 pub mod data_folder;
 pub mod delivery;
+pub mod demo;
 pub mod dynamodb;
 pub mod esm;
 pub mod health;

@@ -12,9 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use chrono::{DurationRound, TimeDelta, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
-use orderflow_producer::{Stats, WorkloadConfig};
+use orderflow_twin::demo::{self, DemoOptions};
 use orderflow_twin::limits::{Clock, SystemClock};
 use orderflow_twin::settings::PipelineSettings;
 use orderflow_twin::status::Status;
@@ -22,7 +21,6 @@ use orderflow_twin::twin::{
     Endpoints, REDRIVE_ROUTE, STATUS_ROUTE, Twin, TwinOptions, endpoints_file,
 };
 use orderflow_twin::{sql, status};
-use tokio_util::sync::CancellationToken;
 
 /// mimalloc: the handlers allocate many small strings and maps per record (see BENCHMARKS.md).
 #[global_allocator]
@@ -173,7 +171,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             timeout_seconds,
             start,
         } => {
-            let demo = DemoArgs {
+            let demo = DemoOptions {
                 orders,
                 batch_size,
                 concurrency,
@@ -296,36 +294,14 @@ async fn wait_for_signal() {
     }
 }
 
-struct DemoArgs {
-    orders: u64,
-    batch_size: usize,
-    concurrency: usize,
-    seed: u64,
-    queries: PathBuf,
-    timeout: Duration,
-}
-
 async fn run_demo(
     data_dir: &Path,
     settings: PipelineSettings,
     start: StartArgs,
-    demo: DemoArgs,
+    demo: DemoOptions,
 ) -> Result<ExitCode> {
     let started = Instant::now();
     let twin = Twin::start(options(data_dir, settings.clone(), 0, start)).await?;
-    let result = demo_steps(&twin, &settings, &demo, started).await;
-    let stopped = twin.shutdown().await;
-    result?;
-    stopped?;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn demo_steps(
-    twin: &Twin,
-    settings: &PipelineSettings,
-    demo: &DemoArgs,
-    started: Instant,
-) -> Result<()> {
     println!(
         "twin up in {:.1} s: API {}, DynamoDB {}, data in {}",
         started.elapsed().as_secs_f64(),
@@ -333,154 +309,26 @@ async fn demo_steps(
         twin.endpoints.dynamodb,
         twin.bucket().root().display()
     );
-    let before = Counts::of(twin, settings).await?;
-    let failed_before = twin.status().await?.failed_records;
-
-    println!(
-        "sending {} orders (seed {}, {} per request, {} in flight) ...",
-        demo.orders, demo.seed, demo.batch_size, demo.concurrency
-    );
-    let workload = WorkloadConfig {
-        seed: demo.seed,
-        customers: 1_000,
-        days: 30,
-        until: Utc::now().duration_trunc(TimeDelta::days(1))?,
-        invalid_ratio: 0.0,
-    };
-    let config = twin.producer_config(workload, demo.orders, demo.batch_size, demo.concurrency);
-    let sending = Instant::now();
-    let summary = orderflow_producer::run(
-        &config,
-        Arc::new(Stats::default()),
-        CancellationToken::new(),
-    )
-    .await;
-    let send_seconds = sending.elapsed().as_secs_f64();
-    if !summary.success() {
-        bail!(
-            "the producer did not get every order accepted:\n{}",
-            summary.to_text()
+    let result = demo::run(&twin, &settings, &demo, &mut |line| println!("{line}")).await;
+    if let Ok(report) = &result {
+        println!(
+            "all {} orders are in DynamoDB and in the four Parquet tables ({:.1} s from the first send)",
+            report.accepted, report.pipeline_seconds
+        );
+        for (name, result) in &report.queries {
+            println!("\n== {name} ({} rows)", result.rows());
+            println!("{}", result.to_table()?);
+        }
+        println!(
+            "\nDone in {:.1} s. The data stays in {}; try `orderflow status` and `orderflow query --sql \"SELECT count(*) FROM orders\"`.",
+            started.elapsed().as_secs_f64(),
+            demo::data_folder(&twin).display()
         );
     }
-    println!(
-        "  {} accepted in {:.1} s ({:.0} orders/s)",
-        summary.accepted,
-        send_seconds,
-        summary.accepted as f64 / send_seconds
-    );
-
-    println!("waiting for the consumer to write every order to DynamoDB ...");
-    twin.wait_for(demo.timeout, |lag| lag["consumer"] == 0)
-        .await?;
-    println!(
-        "delivering the Firehose buffers now (in AWS they go after {} s or {} MB) ...",
-        settings.delivery.buffering_interval_seconds, settings.delivery.buffering_size_mb
-    );
-    twin.flush_deliveries();
-    twin.wait_for(demo.timeout, |lag| lag.values().all(|&l| l == 0))
-        .await?;
-    let pipeline_seconds = sending.elapsed().as_secs_f64();
-
-    let after = Counts::of(twin, settings).await?;
-    let status = twin.status().await?;
-    let mut problems = Vec::new();
-    if status.failed_records != failed_before {
-        problems.push(format!(
-            "{} records went to the consumer's failure store",
-            status.failed_records - failed_before
-        ));
-    }
-    let expected = summary.accepted;
-    for (what, before, after) in [
-        ("DynamoDB items", before.dynamodb, after.dynamodb),
-        ("orders rows", before.orders, after.orders),
-        (
-            "orders with product_details rows",
-            before.product_orders,
-            after.product_orders,
-        ),
-        ("purchase_details rows", before.purchases, after.purchases),
-        ("shipping_addresses rows", before.addresses, after.addresses),
-    ] {
-        let new = after.saturating_sub(before);
-        if new != expected {
-            problems.push(format!("{what}: {new} new, expected {expected}"));
-        }
-    }
-    if !problems.is_empty() {
-        bail!("not every order arrived:\n  {}", problems.join("\n  "));
-    }
-    println!(
-        "all {expected} orders are in DynamoDB and in the four Parquet tables ({:.1} s from the first send)",
-        pipeline_seconds
-    );
-
-    // A new session: a session lists each table's files once.
-    let context = sql::session(
-        twin.bucket().root(),
-        &settings.delivery.file_extension,
-        settings.athena.partition_projection_years,
-    )
-    .await?;
-    let queries = sql::queries(Some(&demo.queries))?;
-    for (name, text) in queries {
-        let result = sql::run(&context, &text)
-            .await
-            .with_context(|| format!("query {name}"))?;
-        println!("\n== {name} ({} rows)", result.rows());
-        println!("{}", result.to_table()?);
-    }
-    println!(
-        "\nDone in {:.1} s. The data stays in {}; try `orderflow status` and `orderflow query --sql \"SELECT count(*) FROM orders\"`.",
-        started.elapsed().as_secs_f64(),
-        twin.bucket()
-            .root()
-            .parent()
-            .unwrap_or(Path::new("."))
-            .display()
-    );
-    Ok(())
-}
-
-/// Distinct orders per place, to compare before and after a run.
-struct Counts {
-    dynamodb: u64,
-    orders: u64,
-    product_orders: u64,
-    purchases: u64,
-    addresses: u64,
-}
-
-impl Counts {
-    async fn of(twin: &Twin, settings: &PipelineSettings) -> Result<Self> {
-        let context = &sql::session(
-            twin.bucket().root(),
-            &settings.delivery.file_extension,
-            settings.athena.partition_projection_years,
-        )
-        .await?;
-        let dynamodb =
-            orderflow_twin::dynamodb::count_items(twin.dynamodb(), &twin.endpoints.table).await?;
-        let count = async |table: &str| -> Result<u64> {
-            let result = sql::run(
-                context,
-                &format!("SELECT COUNT(DISTINCT order_id) AS n FROM {table}"),
-            )
-            .await?;
-            let json = result.to_json()?;
-            json[0]["n"]
-                .as_str()
-                .and_then(|n| n.parse().ok())
-                .context("a count")
-        };
-        Ok(Counts {
-            dynamodb,
-            orders: count("orders").await?,
-            product_orders: count("product_details").await?,
-            purchases: count("purchase_details").await?,
-            addresses: count("shipping_addresses").await?,
-        })
-    }
+    let stopped = twin.shutdown().await;
+    result?;
+    stopped?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The status of the twin in `data_dir`: asked of the running twin, else read from the files.
