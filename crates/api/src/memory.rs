@@ -25,6 +25,8 @@ pub struct MemorySink {
     faults: MemoryFaults,
     calls: AtomicU64,
     records: Mutex<Vec<RecordEntry>>,
+    /// Records taken out by [`MemorySink::take_records`]; sequence numbers keep counting.
+    taken: AtomicU64,
 }
 
 impl MemorySink {
@@ -39,6 +41,14 @@ impl MemorySink {
     /// Every record accepted so far.
     pub fn records(&self) -> Vec<RecordEntry> {
         self.records.lock().expect("not poisoned").clone()
+    }
+
+    /// Every record accepted since the last call, taken out of the sink (a long-lived sink,
+    /// such as a fuzz target's, stays small).
+    pub fn take_records(&self) -> Vec<RecordEntry> {
+        let mut records = self.records.lock().expect("not poisoned");
+        self.taken.fetch_add(records.len() as u64, Ordering::SeqCst);
+        std::mem::take(&mut *records)
     }
 
     /// How many `put_records` calls were made.
@@ -76,10 +86,52 @@ impl RecordSink for MemorySink {
                 records.push(entry);
                 RecordResult::Written {
                     shard_id: "shardId-000000000000".into(),
-                    sequence_number: format!("{:056}", records.len()),
+                    sequence_number: format!(
+                        "{:056}",
+                        self.taken.load(Ordering::SeqCst) + records.len() as u64
+                    ),
                 }
             })
             .collect();
         Ok(results)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str) -> RecordEntry {
+        RecordEntry {
+            partition_key: key.to_owned(),
+            data: b"{}".to_vec(),
+        }
+    }
+
+    fn sequence_numbers(results: &[RecordResult]) -> Vec<&str> {
+        results
+            .iter()
+            .map(|result| match result {
+                RecordResult::Written {
+                    sequence_number, ..
+                } => sequence_number.trim_start_matches('0'),
+                RecordResult::Failed { .. } => panic!("no faults injected"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn taking_the_records_empties_the_sink_and_sequence_numbers_go_on() {
+        let sink = MemorySink::default();
+        let first = sink
+            .put_records(vec![entry("a"), entry("b")])
+            .await
+            .unwrap();
+        assert_eq!(sequence_numbers(&first), ["1", "2"]);
+        assert_eq!(sink.take_records(), [entry("a"), entry("b")]);
+        assert!(sink.records().is_empty());
+        let next = sink.put_records(vec![entry("c")]).await.unwrap();
+        assert_eq!(sequence_numbers(&next), ["3"]);
+        assert_eq!(sink.take_records(), [entry("c")]);
     }
 }

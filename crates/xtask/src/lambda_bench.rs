@@ -29,16 +29,29 @@ use crate::smoke::Dynalite;
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// Options of `cargo xtask lambda-bench`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub(crate) struct Options {
     /// Timed invocations per binary (one untimed warm-up invocation comes first).
+    #[arg(long, default_value_t = 30, value_parser = at_least_one)]
     pub invocations: usize,
-    /// Run `cargo build --release` for the five binaries first.
+    /// Run `cargo build --release` for the five binaries first (`--no-build`: use what is built).
+    #[arg(long = "no-build", action = clap::ArgAction::SetFalse)]
     pub build: bool,
-    /// Only these binaries (all five when empty).
+    /// Only this binary (repeatable; all five when none is named).
+    #[arg(long)]
     pub only: Vec<String>,
     /// Also run the binaries in this directory (e.g. copies built from `main`), each right
     /// before its counterpart, labelled `baseline`.
+    #[arg(long)]
     pub baseline: Option<PathBuf>,
+}
+
+/// A count of at least 1, for `--invocations`.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(count) if count >= 1 => Ok(count),
+        _ => Err(format!("`{text}` is not a whole number of at least 1")),
+    }
 }
 
 /// One timed exchange with the Runtime API.

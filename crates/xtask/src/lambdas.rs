@@ -88,12 +88,16 @@ const MAX_GLIBC: (u32, u32) = (2, 34);
 const SOURCE_DATE_EPOCH: &str = "1700000000";
 
 /// How to build.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub(crate) struct Options {
     /// Where the zips and `SHA256SUMS` go.
+    #[arg(long, default_value_os_t = crate::root().join("dist/lambdas"))]
     pub(crate) out_dir: PathBuf,
-    /// The arm64 standard library for Debian's rustc (`--sysroot`); none: the toolchain on PATH.
+    /// The arm64 standard library for Debian's rustc; none: the toolchain on PATH.
+    #[arg(long)]
     pub(crate) sysroot: Option<PathBuf>,
     /// Build twice from two directories and compare.
+    #[arg(long)]
     pub(crate) check_reproducible: bool,
 }
 

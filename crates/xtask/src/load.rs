@@ -24,8 +24,7 @@ use orderflow_domain::{GeneratorConfig, OrderGenerator};
 use serde_json::Value;
 
 /// What to run.
-#[derive(Debug, Clone, PartialEq, Eq, clap::Parser)]
-#[command(name = "cargo xtask load")]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub(crate) struct Options {
     /// Seconds per route.
     #[arg(long, default_value_t = 60)]

@@ -1,5 +1,5 @@
-//! Project tasks, run as `cargo xtask <task>` (an alias in `.cargo/config.toml`); `cargo xtask
-//! help` prints their options.
+//! Project tasks, run as `cargo xtask <task>` (an alias in `.cargo/config.toml`), parsed with
+//! clap: `cargo xtask help` lists them, `cargo xtask help <task>` prints a task's options.
 //!
 //! - `test`: installs the pinned Node packages (dynalite) when they are missing or stale, then runs
 //!   `cargo fmt --check`, `cargo clippy -D warnings` and `cargo test` over the whole workspace.
@@ -8,6 +8,8 @@
 //! - `smoke`, `coldstart`: each Lambda zip under qemu with real events; cold-start times
 //!   ([`smoke`]).
 //! - `lambda-bench`: each release Lambda binary through a local Runtime API ([`lambda_bench`]).
+//! - `fuzz`: the fuzz targets of `crates/fuzz` for a time or a number of executions each
+//!   ([`fuzz`]).
 //! - `load`: the twin's API under wrk, counted end to end ([`load`]).
 //! - `redrive-aws`: the deployed consumer's failed batches through the consumer again
 //!   ([`redrive_aws`]).
@@ -18,8 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, bail};
 
+mod fuzz;
 mod lambda_bench;
 mod lambdas;
 mod load;
@@ -38,136 +41,111 @@ fn main() -> ExitCode {
     }
 }
 
+/// `cargo xtask <task>`.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "orderflow's project tasks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+/// The tasks (module docs).
+#[derive(Debug, clap::Subcommand)]
+enum Task {
+    /// npm ci (if needed), cargo fmt --check, cargo clippy -D warnings, cargo test --workspace.
+    Test {
+        /// More arguments for `cargo test`, as they are (`-p NAME`, `-- --nocapture`, ...).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// npm ci (if needed), then the local twin's demo (`orderflow demo` with these arguments).
+    Demo {
+        /// `orderflow demo`'s arguments (`--orders N`, `--data-dir DIR`, ...).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The arm64 Lambda zips by the flake's zigbuild route.
+    Lambdas(lambdas::Options),
+    /// Each Lambda zip under qemu with real events.
+    Smoke {
+        /// The folder of the zips (default: dist/lambdas).
+        #[arg(long)]
+        dist: Option<PathBuf>,
+    },
+    /// Cold-start times of the Lambda binaries.
+    Coldstart,
+    /// Each release Lambda binary through a local Runtime API: init and invocation medians.
+    LambdaBench(lambda_bench::Options),
+    /// Each fuzz target of crates/fuzz (nightly, cargo-fuzz; `.ci/run` installs the version
+    /// `fuzz::CARGO_FUZZ_VERSION` names).
+    Fuzz(fuzz::Options),
+    /// wrk on the twin's API, single and batch routes; everything acknowledged counted end to end.
+    Load(load::Options),
+    /// The deployed consumer's failed batches (on-failure queue) through the consumer again.
+    RedriveAws(redrive_aws::Options),
+    /// OpenTofu init/validate/plan/apply/re-plan/deploy-role/destroy against moto.
+    Rehearse(rehearse::Options),
+}
+
 fn run() -> Result<ExitCode> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("test") => test(&args[1..]),
-        Some("demo") => demo(&args[1..]),
-        Some("smoke") => {
-            let dist = match args.get(1).map(String::as_str) {
-                Some("--dist") => PathBuf::from(args.get(2).context("--dist needs a directory")?),
-                _ => root().join("dist/lambdas"),
-            };
-            smoke::smoke(&root(), &dist)?;
-            Ok(ExitCode::SUCCESS)
+    // `test` and `demo` hand their arguments on as they are, `--` included (clap would take a
+    // leading `--` as its own).
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    match raw.first().map(String::as_str) {
+        Some("test") => return test(&raw[1..]),
+        Some("demo") => return demo(&raw[1..]),
+        _ => {}
+    }
+    let cli = match <Cli as clap::Parser>::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => {
+            // `help`, `--help`: printed, success.
+            let _ = error.print();
+            return Ok(ExitCode::SUCCESS);
         }
-        Some("coldstart") => {
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map_or_else(|| root().join("target"), PathBuf::from);
-            smoke::coldstart(&target)?;
-            Ok(ExitCode::SUCCESS)
+        Err(error) => bail!("{error}"),
+    };
+    let success = |()| ExitCode::SUCCESS;
+    match cli.task {
+        Task::Test { args } => test(&args),
+        Task::Demo { args } => demo(&args),
+        Task::Lambdas(options) => lambdas::run(&root(), &options).map(success),
+        Task::Smoke { dist } => smoke::smoke(
+            &root(),
+            &dist.unwrap_or_else(|| root().join("dist/lambdas")),
+        )
+        .map(success),
+        Task::Coldstart => smoke::coldstart(&target_dir()).map(success),
+        Task::LambdaBench(options) => {
+            lambda_bench::run(&root(), &target_dir(), &options).map(success)
         }
-        Some("lambda-bench") => {
-            let mut options = lambda_bench::Options {
-                invocations: 30,
-                build: true,
-                only: Vec::new(),
-                baseline: None,
-            };
-            let mut rest = args[1..].iter();
-            while let Some(arg) = rest.next() {
-                match arg.as_str() {
-                    "--invocations" => {
-                        options.invocations = rest
-                            .next()
-                            .context("--invocations needs a number")?
-                            .parse()
-                            .context("--invocations needs a number")?;
-                        ensure!(options.invocations > 0, "--invocations must be at least 1");
-                    }
-                    "--no-build" => options.build = false,
-                    "--baseline" => {
-                        options.baseline =
-                            Some(rest.next().context("--baseline needs a directory")?.into())
-                    }
-                    "--only" => options
-                        .only
-                        .push(rest.next().context("--only needs a binary name")?.clone()),
-                    other => {
-                        bail!("unknown option `{other}` for lambda-bench (try `cargo xtask help`)")
-                    }
-                }
-            }
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map_or_else(|| root().join("target"), PathBuf::from);
-            lambda_bench::run(&root(), &target, &options)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some("lambdas") => {
-            let options = lambda_options(&args[1..])?;
-            lambdas::run(&root(), &options)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some("load") => {
-            load::run(&root(), &parse_task::<load::Options>("load", &args[1..])?)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some("redrive-aws") => {
-            let options = parse_task::<redrive_aws::Options>("redrive-aws", &args[1..])?;
-            Ok(if redrive_aws::run(&options)? {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Some("rehearse") => {
-            let mut options = rehearse::Options {
-                registry: false,
-                keep: false,
-                strict_deploy_role: false,
-            };
-            for arg in &args[1..] {
-                match arg.as_str() {
-                    "--registry" => options.registry = true,
-                    "--keep" => options.keep = true,
-                    "--strict-deploy-role" => options.strict_deploy_role = true,
-                    other => {
-                        bail!("unknown option `{other}` for rehearse (try `cargo xtask help`)")
-                    }
-                }
-            }
-            rehearse::run(&root(), &options)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some("help" | "--help" | "-h") | None => {
-            println!(
-                "usage: cargo xtask <task>\n\n  \
-                 test [-- <cargo test args>]   npm ci (if needed), cargo fmt --check, cargo clippy -D warnings, cargo test --workspace\n  \
-                 demo [<orderflow demo args>]  npm ci (if needed), then the local twin's demo (`orderflow demo`)\n  \
-                 lambdas [--sysroot DIR] [--out-dir DIR] [--check-reproducible]   the arm64 Lambda zips\n  \
-                 smoke [--dist DIR]            each Lambda zip under qemu with real events\n  \
-                 coldstart                     cold-start times of the Lambda binaries\n  \
-                 lambda-bench [--invocations N] [--no-build] [--only NAME] [--baseline DIR]   each release Lambda binary through a local Runtime API: init and invocation medians\n  \
-                 load [--seconds N] [--connections N] [--batch N] [--no-limits]   wrk on the twin's API, single and batch routes; everything acknowledged counted end to end\n  \
-                 redrive-aws --queue-url URL [--function NAME] [--max-messages N] [--dry-run] [--visibility-timeout S]   the deployed consumer's failed batches (on-failure queue) through the consumer again\n  \
-                 rehearse [--registry] [--keep] [--strict-deploy-role]   OpenTofu init/validate/plan/apply/re-plan/deploy-role/destroy against moto"
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(other) => bail!("unknown task `{other}` (try `cargo xtask help`)"),
+        Task::Fuzz(options) => fuzz::run(&root(), &options).map(success),
+        Task::Load(options) => load::run(&root(), &options).map(success),
+        Task::RedriveAws(options) => Ok(if redrive_aws::run(&options)? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }),
+        Task::Rehearse(options) => rehearse::run(&root(), &options).map(success),
     }
 }
 
-fn lambda_options(args: &[String]) -> Result<lambdas::Options> {
-    let mut options = lambdas::Options {
-        out_dir: root().join("dist/lambdas"),
-        sysroot: None,
-        check_reproducible: false,
-    };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--out-dir" => {
-                options.out_dir = args.next().context("--out-dir needs a directory")?.into()
-            }
-            "--sysroot" => {
-                options.sysroot = Some(args.next().context("--sysroot needs a directory")?.into())
-            }
-            "--check-reproducible" => options.check_reproducible = true,
-            other => bail!("unknown option `{other}` for lambdas (try `cargo xtask help`)"),
-        }
-    }
-    Ok(options)
+/// `args` (after `cargo xtask`) as a task, for tests.
+#[cfg(test)]
+pub(crate) fn parse_args(args: &[&str]) -> Result<Task, clap::Error> {
+    <Cli as clap::Parser>::try_parse_from(
+        std::iter::once("cargo xtask").chain(args.iter().copied()),
+    )
+    .map(|cli| cli.task)
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR`, else `target/` in the repository.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
 }
 
 /// The repository root (this crate is `crates/xtask`).
@@ -176,18 +154,6 @@ fn root() -> PathBuf {
         .join("../..")
         .canonicalize()
         .expect("the repository root exists")
-}
-
-/// A task's options, parsed with clap (`--help` prints them and exits).
-fn parse_task<T: clap::Parser>(task: &str, args: &[String]) -> Result<T> {
-    T::try_parse_from(std::iter::once(format!("cargo xtask {task}")).chain(args.iter().cloned()))
-        .map_err(|error| {
-            if !error.use_stderr() {
-                let _ = error.print();
-                std::process::exit(0);
-            }
-            anyhow::anyhow!("{error}")
-        })
 }
 
 /// Runs a command in the repository root, failing with its name if it fails.
@@ -258,6 +224,18 @@ fn demo(extra: &[String]) -> Result<ExitCode> {
 fn test(extra: &[String]) -> Result<ExitCode> {
     node_packages()?;
     step("format", "cargo", &["fmt", "--all", "--check"])?;
+    // The fuzz crate is a workspace of its own (nightly); its formatting is checked here.
+    step(
+        "format (fuzz targets)",
+        "cargo",
+        &[
+            "fmt",
+            "--manifest-path",
+            "crates/fuzz/Cargo.toml",
+            "--all",
+            "--check",
+        ],
+    )?;
     step(
         "lint",
         "cargo",
@@ -275,4 +253,48 @@ fn test(extra: &[String]) -> Result<ExitCode> {
     args.extend(extra.iter().map(String::as_str));
     step("tests", "cargo", &args)?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::{Task, parse_args};
+
+    #[test]
+    fn test_and_demo_take_any_arguments() {
+        // `run` hands them on from the raw arguments; the variants are for `cargo xtask help`.
+        match parse_args(&["test", "-p", "orderflow-twin", "--nocapture"]).unwrap() {
+            Task::Test { args } => assert_eq!(args, ["-p", "orderflow-twin", "--nocapture"]),
+            other => panic!("{other:?}"),
+        }
+        match parse_args(&["demo", "--orders", "2000", "--data-dir", "/tmp/x"]).unwrap() {
+            Task::Demo { args } => assert_eq!(args, ["--orders", "2000", "--data-dir", "/tmp/x"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn options_have_their_defaults_and_refuse_nonsense() {
+        match parse_args(&["lambda-bench", "--no-build", "--only", "consumer"]).unwrap() {
+            Task::LambdaBench(options) => {
+                assert_eq!(options.invocations, 30);
+                assert!(!options.build);
+                assert_eq!(options.only, ["consumer"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_args(&["lambda-bench", "--invocations", "0"]).is_err());
+        match parse_args(&["lambdas", "--check-reproducible"]).unwrap() {
+            Task::Lambdas(options) => {
+                assert!(options.check_reproducible);
+                assert_eq!(options.out_dir, super::root().join("dist/lambdas"));
+                assert_eq!(options.sysroot, None::<PathBuf>);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_args(&["rehearse", "--strict"]).is_err());
+        assert!(parse_args(&["deploy"]).is_err());
+        assert!(parse_args(&[]).is_err(), "a task is required");
+    }
 }

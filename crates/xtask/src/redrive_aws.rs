@@ -39,8 +39,7 @@ pub(crate) const MAX_EVENT_BYTES: usize = 5_500_000;
 const MAX_GET_RECORDS_CALLS: usize = 200;
 
 /// What to redrive.
-#[derive(Debug, Clone, PartialEq, Eq, clap::Parser)]
-#[command(name = "cargo xtask redrive-aws")]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub(crate) struct Options {
     /// The on-failure queue (`tofu -chdir=tofu output -raw consumer_on_failure_queue_url`).
     #[arg(long)]
@@ -549,9 +548,9 @@ mod tests {
 
     #[test]
     fn options_need_the_queue_and_name_unknown_flags() {
-        use clap::Parser as _;
-        let parse = |list: &[&str]| {
-            Options::try_parse_from(std::iter::once("x").chain(list.iter().copied()))
+        let parse = |list: &[&str]| match crate::parse_args(&[&["redrive-aws"], list].concat())? {
+            crate::Task::RedriveAws(options) => Ok::<Options, clap::Error>(options),
+            other => panic!("parsed as {other:?}"),
         };
         assert!(parse(&[]).is_err());
         assert!(parse(&["--queue-url", "q", "--bogus"]).is_err());

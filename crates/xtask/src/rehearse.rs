@@ -83,12 +83,16 @@ sys.exit(main(sys.argv[1:]))
 "#;
 
 /// Options of `cargo xtask rehearse`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub(crate) struct Options {
     /// Initialise from the provider registry instead of a mirror (the GitHub job with OpenTofu).
+    #[arg(long)]
     pub(crate) registry: bool,
     /// Keep the temporary directory (state, logs) for inspection.
+    #[arg(long)]
     pub(crate) keep: bool,
     /// Fail when the deploy role's plan or change is denied under moto's IAM checks.
+    #[arg(long)]
     pub(crate) strict_deploy_role: bool,
 }
 
