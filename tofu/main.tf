@@ -21,6 +21,14 @@ locals {
 
   dist_dir = startswith(var.lambda_dist_dir, "/") ? var.lambda_dist_dir : "${path.module}/${var.lambda_dist_dir}"
 
+  # What every workload role and log group shares (the modules' `workload` variable).
+  workload = {
+    iam_path                 = local.iam_path
+    permissions_boundary_arn = module.ci_access.workload_boundary_policy_arn
+    kms_key_arn              = module.encryption.key_arn
+    log_retention_days       = local.pipeline.retention.log_days
+  }
+
   account_id = data.aws_caller_identity.current.account_id
   region     = data.aws_region.current.id
   partition  = data.aws_partition.current.partition
@@ -82,16 +90,14 @@ module "stream" {
 module "consumer" {
   source = "./modules/consumer"
 
-  name_prefix              = local.name_prefix
-  iam_path                 = local.iam_path
-  permissions_boundary_arn = module.ci_access.workload_boundary_policy_arn
-  kms_key_arn              = module.encryption.key_arn
-  function_name            = "${local.name_prefix}-${local.lambdas.consumer}"
-  lambda_zip               = "${local.dist_dir}/${local.lambdas.consumer}.zip"
-  stream_arn               = module.stream.stream_arn
-  stream_consumer_arn      = module.stream.stream_consumer_arn
-  settings                 = local.pipeline.consumer
-  log_retention_days       = local.pipeline.retention.log_days
+  name_prefix             = local.name_prefix
+  workload                = local.workload
+  function_name           = "${local.name_prefix}-${local.lambdas.consumer}"
+  lambda_zip              = "${local.dist_dir}/${local.lambdas.consumer}.zip"
+  stream_arn              = module.stream.stream_arn
+  stream_read_policy_json = module.stream.read_policy_json
+  stream_consumer_arn     = module.stream.stream_consumer_arn
+  settings                = local.pipeline.consumer
 }
 
 module "catalog" {
@@ -107,19 +113,17 @@ module "delivery" {
   source   = "./modules/delivery"
   for_each = local.tables
 
-  name_prefix              = local.name_prefix
-  iam_path                 = local.iam_path
-  permissions_boundary_arn = module.ci_access.workload_boundary_policy_arn
-  table_name               = each.key
-  glue_database_name       = module.catalog.database_name
-  glue_table_name          = module.catalog.table_names[each.key]
-  transformer_name         = "${local.name_prefix}-${local.lambdas.transformers[each.key]}"
-  lambda_zip               = "${local.dist_dir}/${local.lambdas.transformers[each.key]}.zip"
-  stream_arn               = module.stream.stream_arn
-  data_bucket_arn          = module.storage.data_bucket_arn
-  kms_key_arn              = module.encryption.key_arn
-  settings                 = local.pipeline.delivery
-  log_retention_days       = local.pipeline.retention.log_days
+  name_prefix             = local.name_prefix
+  workload                = local.workload
+  table_name              = each.key
+  glue_database_name      = module.catalog.database_name
+  glue_table_name         = module.catalog.table_names[each.key]
+  transformer_name        = "${local.name_prefix}-${local.lambdas.transformers[each.key]}"
+  lambda_zip              = "${local.dist_dir}/${local.lambdas.transformers[each.key]}.zip"
+  stream_arn              = module.stream.stream_arn
+  stream_read_policy_json = module.stream.read_policy_json
+  data_bucket_arn         = module.storage.data_bucket_arn
+  settings                = local.pipeline.delivery
 }
 
 module "analytics" {
@@ -137,14 +141,11 @@ module "ingestion_api" {
   source = "./modules/ingestion_api"
 
   name                       = "${local.name_prefix}-ingestion"
-  iam_path                   = local.iam_path
-  permissions_boundary_arn   = module.ci_access.workload_boundary_policy_arn
+  workload                   = local.workload
   stream_name                = module.stream.stream_name
   stream_arn                 = module.stream.stream_arn
-  kms_key_arn                = module.encryption.key_arn
   order_schema_path          = "${path.module}/../crates/domain/schema/order.schema.json"
   api_settings               = local.pipeline.api
-  log_retention_days         = local.pipeline.retention.log_days
   manage_api_gateway_account = var.manage_api_gateway_account
   admin_iam_path             = module.ci_access.admin_iam_path
   # The stage waits for every delivery stream (they read the stream from LATEST at creation).

@@ -104,7 +104,7 @@ fn no_api_gateway_trust_policy_uses_source_conditions() {
 /// Only jobs in the GitHub environment (and so behind its reviewers) may assume the deploy role.
 #[test]
 fn the_deploy_role_trusts_only_the_deploy_environment() {
-    let file = tf_file("tofu/modules/ci_access/main.tf");
+    let file = tf_file("tofu/modules/ci_access/roles.tf");
     let document = policy_document(&file, "trust_deploy");
     let subjects: Vec<String> = policy_statements(document)
         .into_iter()
@@ -163,7 +163,7 @@ fn the_consumer_can_use_the_table_key_through_dynamodb() {
         );
     }
 
-    let ci = tf_file("tofu/modules/ci_access/main.tf");
+    let ci = tf_file("tofu/modules/ci_access/boundary.tf");
     let boundary = policy_document(&ci, "workload_boundary");
     let allowed: BTreeSet<String> = policy_statements(boundary)
         .into_iter()
@@ -201,8 +201,9 @@ fn the_consumer_can_use_the_table_key_through_dynamodb() {
 #[test]
 fn lambda_tagging_is_not_under_a_function_arn_condition() {
     let mut mapping_tagging = false;
-    for file in tf_files() {
-        let locals = file.locals();
+    let files = tf_files();
+    for file in &files {
+        let locals = support::module_locals(&files, file);
         for document in labelled(&file.body, "data", &["aws_iam_policy_document"]) {
             for statement in policy_statements(document) {
                 let actions = literal_list(statement, "actions");
@@ -543,11 +544,10 @@ fn every_bucket_name_fits_s3_for_the_longest_environment_and_region() {
 
     // Every bucket takes its name from that map.
     let file = tf_file("tofu/modules/storage/main.tf");
-    let buckets = labelled(&file.body, "resource", &["aws_s3_bucket"]);
-    let buckets: Vec<_> = buckets.iter().filter(|b| b.labels.len() == 2).collect();
+    let buckets = bucket_calls(&file);
     assert_eq!(buckets.len(), 3, "three buckets");
     for bucket in buckets {
-        let expr = attr(&bucket.body, "bucket").expect("bucket name");
+        let expr = attr(&bucket.body, "name").expect("bucket name");
         assert_eq!(
             support::traversal_path(expr).as_deref(),
             Some(&["local".to_string(), "bucket_names".to_string()][..]),
@@ -555,6 +555,61 @@ fn every_bucket_name_fits_s3_for_the_longest_environment_and_region() {
             describe(bucket)
         );
     }
+}
+
+/// The storage module's calls of the bucket module.
+fn bucket_calls(file: &support::TfFile) -> Vec<&hcl::Block> {
+    blocks(&file.body, "module")
+        .filter(|call| {
+            attr(&call.body, "source").and_then(string_value).as_deref() == Some("../bucket")
+        })
+        .collect()
+}
+
+/// The bucket module's checkov skips for access logging (CKV_AWS_18) and KMS encryption
+/// (CKV_AWS_145) hold for the access-log bucket only: every other bucket logs to it and is
+/// encrypted with the stack's key.
+#[test]
+fn every_bucket_but_the_log_bucket_logs_and_uses_the_key() {
+    let file = tf_file("tofu/modules/storage/main.tf");
+    let mut names = BTreeSet::new();
+    for call in bucket_calls(&file) {
+        let name = call.labels[0].as_str().to_string();
+        let key = attr(&call.body, "kms_key_arn").expect("kms_key_arn is always set");
+        let log_target = attr(&call.body, "log_target").expect("log_target is always set");
+        if name == "access_logs" {
+            assert!(
+                matches!(key, Expression::Null),
+                "the access-log bucket uses SSE-S3 (S3 delivers access logs to SSE-S3 only)"
+            );
+            assert!(
+                matches!(log_target, Expression::Null),
+                "the access-log bucket does not log into itself"
+            );
+        } else {
+            assert!(
+                support::is_traversal(key, &["var", "kms_key_arn"]),
+                "{name}: encrypted with the stack's key"
+            );
+            let Expression::Object(target) = log_target else {
+                panic!("{name}: log_target must be an object literal");
+            };
+            let bucket = target
+                .iter()
+                .find(|(key, _)| support::object_key(key).as_deref() == Some("bucket"))
+                .map(|(_, value)| value)
+                .expect("log_target.bucket");
+            assert!(
+                support::is_traversal(bucket, &["module", "access_logs", "log_target_bucket"]),
+                "{name}: logs to the access-log bucket once its policy exists"
+            );
+        }
+        names.insert(name);
+    }
+    assert_eq!(
+        names,
+        BTreeSet::from(["access_logs".into(), "athena_results".into(), "data".into()])
+    );
 }
 
 // --- the prod variables -------------------------------------------------------------------------

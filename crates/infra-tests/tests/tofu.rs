@@ -433,48 +433,84 @@ fn lambda_functions() -> Vec<(String, hcl::Block)> {
         .collect()
 }
 
-fn environment_keys(function: &hcl::Block) -> Option<BTreeSet<String>> {
-    let environment = blocks(&function.body, "environment").next()?;
-    let Some(Expression::Object(variables)) = attr(&environment.body, "variables") else {
-        panic!(
-            "{}: environment.variables must be an object literal",
-            describe(function)
-        );
+/// Every call of the `lambda_function` module, with the file it is in.
+fn lambda_function_calls() -> Vec<(String, hcl::Block)> {
+    tf_files()
+        .into_iter()
+        .flat_map(|file| {
+            blocks(&file.body, "module")
+                .filter(|call| {
+                    attr(&call.body, "source").and_then(string_value).as_deref()
+                        == Some("../lambda_function")
+                })
+                .map(|call| (file.path.clone(), call.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The names of the environment variables a `lambda_function` call passes (none without an
+/// `environment` argument).
+fn environment_keys(call: &hcl::Block) -> BTreeSet<String> {
+    let Some(environment) = attr(&call.body, "environment") else {
+        return BTreeSet::new();
     };
-    Some(
-        variables
-            .keys()
-            .map(|key| object_key(key).expect("environment variable names are literals"))
-            .collect(),
-    )
+    let Expression::Object(variables) = environment else {
+        panic!("{}: environment must be an object literal", describe(call));
+    };
+    variables
+        .keys()
+        .map(|key| object_key(key).expect("environment variable names are literals"))
+        .collect()
 }
 
 #[test]
 fn each_lambda_gets_exactly_the_environment_its_binary_reads() {
+    // One function resource, in the module every Lambda is made with, and its environment is
+    // exactly what the caller passes.
     let functions = lambda_functions();
-    let paths: BTreeSet<&str> = functions.iter().map(|(path, _)| path.as_str()).collect();
+    let paths: Vec<&str> = functions.iter().map(|(path, _)| path.as_str()).collect();
     assert_eq!(
         paths,
+        ["tofu/modules/lambda_function/main.tf"],
+        "aws_lambda_function resources moved or were added: extend this test"
+    );
+    let (path, function) = &functions[0];
+    let environment = blocks(&function.body, "dynamic")
+        .find(|block| block.labels.first().map(|l| l.as_str()) == Some("environment"))
+        .unwrap_or_else(|| panic!("{path}: the environment must be a dynamic block"));
+    let for_each = attr(&environment.body, "for_each").expect("for_each");
+    let mut reads_variable = false;
+    walk(for_each, &mut |expr| {
+        reads_variable |= is_traversal(expr, &["var", "environment"]);
+    });
+    assert!(
+        reads_variable,
+        "{path}: the environment block must come from var.environment"
+    );
+
+    let calls = lambda_function_calls();
+    let callers: BTreeSet<&str> = calls.iter().map(|(path, _)| path.as_str()).collect();
+    assert_eq!(
+        callers,
         BTreeSet::from([
             "tofu/modules/consumer/main.tf",
             "tofu/modules/delivery/main.tf"
         ]),
-        "aws_lambda_function resources moved or were added: extend this test"
+        "lambda_function calls moved or were added: extend this test"
     );
-    for (path, function) in &functions {
-        let keys = environment_keys(function);
+    for (path, call) in &calls {
+        let keys = environment_keys(call);
         if path.contains("/consumer/") {
             assert_eq!(
                 keys,
-                Some(BTreeSet::from([
-                    orderflow_consumer::ORDERS_TABLE_ENV.to_string()
-                ])),
+                BTreeSet::from([orderflow_consumer::ORDERS_TABLE_ENV.to_string()]),
                 "{path}: the consumer reads exactly {} (crates/consumer/src/lib.rs)",
                 orderflow_consumer::ORDERS_TABLE_ENV
             );
         } else {
-            assert_eq!(
-                keys, None,
+            assert!(
+                keys.is_empty(),
                 "{path}: the transformers read no environment variables"
             );
         }
@@ -817,11 +853,12 @@ fn no_policy_statement_allows_a_wildcard_action() {
 #[test]
 fn every_wildcard_resource_is_explained_by_a_comment() {
     let mut wildcards = 0;
-    for file in tf_files() {
-        let locals = file.locals();
+    let files = tf_files();
+    for file in &files {
+        let locals = support::module_locals(&files, file);
         // `resources` attributes in document order, paired with their lines in the text.
         let mut parsed = Vec::new();
-        for document in policy_documents(&file) {
+        for document in policy_documents(file) {
             for statement in policy_statements(document) {
                 if let Some(expr) = attr(statement, "resources") {
                     parsed.push(expr);
@@ -1030,6 +1067,8 @@ fn modules_follow_the_layout_conventions() {
         "analytics",
         "ci_access",
         "observability",
+        "lambda_function",
+        "bucket",
     ] {
         assert!(
             dirs.contains(&format!("tofu/modules/{required}")),

@@ -306,12 +306,8 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
         "resource \"aws_dynamodb_table\" \"this\" {\n  deletion_protection_enabled = false\n}\n",
     )?;
     fs::write(
-        tofu_dir.join("modules/storage/rehearsal_teardown_override.tf"),
-        override_blocks(
-            "aws_s3_bucket",
-            &["access_logs", "data", "athena_results"],
-            "force_destroy = true",
-        ),
+        tofu_dir.join("modules/bucket/rehearsal_teardown_override.tf"),
+        override_blocks("aws_s3_bucket", &["this"], "force_destroy = true"),
     )?;
     let mut teardown_args = vec!["apply", "-auto-approve"];
     teardown_args.extend_from_slice(&var_args);
@@ -569,11 +565,12 @@ provider "aws" {{
     // the TLS-only deny; the provider retries the 500 until its timeout. AWS accepts both
     // spellings: "Principal": "*" and {"AWS": "*"} are equivalent (IAM User Guide, "AWS JSON
     // policy elements: Principal", anonymous/all principals), so moto gets the second.
+    // The override is on the bucket module, so every bucket's policy gets that spelling.
     fs::write(
-        tofu_dir.join("modules/storage/rehearsal_override.tf"),
+        tofu_dir.join("modules/bucket/rehearsal_override.tf"),
         r#"# Rehearsal only: see crates/xtask/src/rehearse.rs (moto gap 1).
-resource "aws_s3_bucket_policy" "access_logs" {
-  policy = replace(data.aws_iam_policy_document.access_logs.json, "/\"Principal\":\\s*\"\\*\"/", "\"Principal\": {\"AWS\": \"*\"}")
+resource "aws_s3_bucket_policy" "this" {
+  policy = replace(data.aws_iam_policy_document.this.json, "/\"Principal\":\\s*\"\\*\"/", "\"Principal\": {\"AWS\": \"*\"}")
 }
 "#,
     )?;
@@ -622,7 +619,7 @@ resource "aws_kinesis_stream" "this" {
 "#,
     )?;
     fs::write(
-        tofu_dir.join("modules/consumer/rehearsal_lambda_override.tf"),
+        tofu_dir.join("modules/lambda_function/rehearsal_override.tf"),
         r#"# Rehearsal only: see crates/xtask/src/rehearse.rs (moto gap 4).
 resource "aws_lambda_function" "this" {
   lifecycle {
@@ -633,13 +630,7 @@ resource "aws_lambda_function" "this" {
     )?;
     fs::write(
         tofu_dir.join("modules/delivery/rehearsal_override.tf"),
-        r#"# Rehearsal only: see crates/xtask/src/rehearse.rs (moto gaps 4 and 5).
-resource "aws_lambda_function" "transformer" {
-  lifecycle {
-    ignore_changes = [logging_config]
-  }
-}
-
+        r#"# Rehearsal only: see crates/xtask/src/rehearse.rs (moto gap 5).
 resource "aws_kinesis_firehose_delivery_stream" "this" {
   lifecycle {
     ignore_changes = [extended_s3_configuration[0].processing_configuration]

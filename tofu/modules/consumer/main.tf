@@ -30,7 +30,7 @@ resource "aws_dynamodb_table" "this" {
 
   server_side_encryption {
     enabled     = true
-    kms_key_arn = var.kms_key_arn
+    kms_key_arn = var.workload.kms_key_arn
   }
 }
 
@@ -39,46 +39,14 @@ resource "aws_dynamodb_table" "this" {
 resource "aws_sqs_queue" "on_failure" {
   name                              = "${local.function_name}-on-failure"
   message_retention_seconds         = 1209600
-  kms_master_key_id                 = var.kms_key_arn
+  kms_master_key_id                 = var.workload.kms_key_arn
   kms_data_key_reuse_period_seconds = 300
 }
 
-resource "aws_cloudwatch_log_group" "this" {
-  #checkov:skip=CKV_AWS_338:Operational logs (no payloads) kept retention.log_days from tofu/pipeline.json; the audit trail is CloudTrail's.
-  name              = "/aws/lambda/${local.function_name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-}
-
-data "aws_iam_policy_document" "assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
-    }
-  }
-}
-
+# The consumer's permissions beyond writing its own log streams (the lambda_function module adds those).
 data "aws_iam_policy_document" "this" {
-  statement {
-    sid     = "Logs"
-    actions = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    # The function's own log streams.
-    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
-  }
-
-  statement {
-    sid = "ReadStream"
-    actions = [
-      "kinesis:DescribeStream",
-      "kinesis:DescribeStreamSummary",
-      "kinesis:GetRecords",
-      "kinesis:GetShardIterator",
-      "kinesis:ListShards",
-    ]
-    resources = [var.stream_arn]
-  }
+  # Reading the stream: its statements come from the stream module.
+  source_policy_documents = [var.stream_read_policy_json]
 
   statement {
     sid     = "ListStreams"
@@ -97,17 +65,6 @@ data "aws_iam_policy_document" "this" {
   }
 
   statement {
-    sid       = "DecryptStreamRecords"
-    actions   = ["kms:Decrypt"]
-    resources = [var.kms_key_arn]
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = ["kinesis.${data.aws_region.current.id}.amazonaws.com"]
-    }
-  }
-
-  statement {
     sid       = "WriteOrders"
     actions   = ["dynamodb:BatchWriteItem"]
     resources = [aws_dynamodb_table.this.arn]
@@ -121,7 +78,7 @@ data "aws_iam_policy_document" "this" {
   statement {
     sid       = "DecryptTableKey"
     actions   = ["kms:Decrypt"]
-    resources = [var.kms_key_arn]
+    resources = [var.workload.kms_key_arn]
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
@@ -138,7 +95,7 @@ data "aws_iam_policy_document" "this" {
   statement {
     sid       = "DescribeTableKey"
     actions   = ["kms:DescribeKey"]
-    resources = [var.kms_key_arn]
+    resources = [var.workload.kms_key_arn]
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
@@ -155,7 +112,7 @@ data "aws_iam_policy_document" "this" {
   statement {
     sid       = "EncryptOnFailureMessages"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [var.kms_key_arn]
+    resources = [var.workload.kms_key_arn]
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
@@ -164,55 +121,23 @@ data "aws_iam_policy_document" "this" {
   }
 }
 
-resource "aws_iam_role" "this" {
-  name                 = local.function_name
-  path                 = var.iam_path
-  assume_role_policy   = data.aws_iam_policy_document.assume.json
-  permissions_boundary = var.permissions_boundary_arn
-}
+# The function, its role and log group (tofu/modules/lambda_function), with the permissions above.
+module "function" {
+  source = "../lambda_function"
 
-resource "aws_iam_role_policy" "this" {
-  name   = "consumer"
-  role   = aws_iam_role.this.id
-  policy = data.aws_iam_policy_document.this.json
-}
-
-resource "aws_lambda_function" "this" {
-  #checkov:skip=CKV_AWS_50:The binary is not instrumented for X-Ray; structured JSON logs and Lambda/Kinesis metrics cover it without a wildcard xray:PutTraceSegments grant.
-  #checkov:skip=CKV_AWS_115:Concurrency is bounded by the event source mapping (shards x parallelization_factor); reserving it would take from the account pool and fail on small accounts.
-  #checkov:skip=CKV_AWS_116:Invoked synchronously by the Kinesis event source mapping; failed batches go to its on-failure SQS destination, a function DLQ only applies to async invocations.
-  #checkov:skip=CKV_AWS_117:Talks only to AWS APIs (Kinesis, DynamoDB, SQS); a VPC would need NAT or endpoints for no isolation gain.
-  #checkov:skip=CKV_AWS_272:Code integrity comes from the reproducible Nix build checked against SHA256SUMS and source_code_hash; no AWS Signer profile in this stack.
-  function_name    = local.function_name
-  role             = aws_iam_role.this.arn
-  filename         = var.lambda_zip
-  source_code_hash = filebase64sha256(var.lambda_zip)
-  handler          = "bootstrap"
-  runtime          = "provided.al2023"
-  architectures    = ["arm64"]
-  memory_size      = var.settings.memory_mb
-  timeout          = var.settings.timeout_seconds
-  kms_key_arn      = var.kms_key_arn
-
-  environment {
-    variables = {
-      ORDERS_TABLE = aws_dynamodb_table.this.name
-    }
-  }
-
-  logging_config {
-    log_format            = "JSON"
-    log_group             = aws_cloudwatch_log_group.this.name
-    application_log_level = "INFO"
-    system_log_level      = "WARN"
-  }
-
-  depends_on = [aws_iam_role_policy.this]
+  function_name   = local.function_name
+  lambda_zip      = var.lambda_zip
+  memory_mb       = var.settings.memory_mb
+  timeout_seconds = var.settings.timeout_seconds
+  environment     = { ORDERS_TABLE = aws_dynamodb_table.this.name }
+  policy_name     = "consumer"
+  policy_json     = data.aws_iam_policy_document.this.json
+  workload        = var.workload
 }
 
 resource "aws_lambda_event_source_mapping" "this" {
   event_source_arn                   = local.read_from_arn
-  function_name                      = aws_lambda_function.this.arn
+  function_name                      = module.function.function_arn
   starting_position                  = var.settings.starting_position
   batch_size                         = var.settings.batch_size
   maximum_batching_window_in_seconds = var.settings.maximum_batching_window_seconds

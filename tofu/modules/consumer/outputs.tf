@@ -1,11 +1,11 @@
 output "function_name" {
   description = "Name of the consumer Lambda."
-  value       = aws_lambda_function.this.function_name
+  value       = module.function.function_name
 }
 
 output "function_arn" {
   description = "ARN of the consumer Lambda."
-  value       = aws_lambda_function.this.arn
+  value       = module.function.function_arn
 }
 
 output "dynamodb_table_name" {

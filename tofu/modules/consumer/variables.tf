@@ -8,23 +8,23 @@ variable "function_name" {
   type        = string
 }
 
-variable "iam_path" {
-  description = "IAM path of the function's role."
-  type        = string
-}
-
-variable "permissions_boundary_arn" {
-  description = "Permissions boundary attached to the function's role."
-  type        = string
-}
-
-variable "kms_key_arn" {
-  description = "Customer-managed KMS key (stream, table, queue, logs, environment)."
-  type        = string
+variable "workload" {
+  description = "What every workload role and log group of the stack shares (local.workload in tofu/main.tf): the roles' IAM path and permissions boundary, the stack's KMS key, and the log retention (retention.log_days in tofu/pipeline.json)."
+  type = object({
+    iam_path                 = string
+    permissions_boundary_arn = string
+    kms_key_arn              = string
+    log_retention_days       = number
+  })
 }
 
 variable "lambda_zip" {
   description = "Path of consumer.zip (one file: bootstrap, arm64, provided.al2023)."
+  type        = string
+}
+
+variable "stream_read_policy_json" {
+  description = "The stream module's read_policy_json: the statements that read (and decrypt) the orders stream."
   type        = string
 }
 
@@ -37,11 +37,6 @@ variable "stream_consumer_arn" {
   description = "ARN of the stream's enhanced fan-out consumer (used when settings.enhanced_fan_out is true)."
   type        = string
   default     = null
-}
-
-variable "log_retention_days" {
-  description = "Retention of the function's log group (retention.log_days in tofu/pipeline.json)."
-  type        = number
 }
 
 variable "settings" {
@@ -83,13 +78,5 @@ variable "settings" {
   validation {
     condition     = contains(["TRIM_HORIZON", "LATEST"], var.settings.starting_position)
     error_message = "consumer.starting_position must be TRIM_HORIZON or LATEST."
-  }
-  validation {
-    condition     = var.settings.memory_mb >= 128 && var.settings.memory_mb <= 10240
-    error_message = "consumer.memory_mb must be 128-10240."
-  }
-  validation {
-    condition     = var.settings.timeout_seconds >= 1 && var.settings.timeout_seconds <= 900
-    error_message = "consumer.timeout_seconds must be 1-900."
   }
 }

@@ -17,69 +17,17 @@ locals {
 
 # --- transformer Lambda -------------------------------------------------------------------------
 
-resource "aws_cloudwatch_log_group" "transformer" {
-  #checkov:skip=CKV_AWS_338:Operational logs (no payloads) kept retention.log_days from tofu/pipeline.json; the audit trail is CloudTrail's.
-  name              = "/aws/lambda/${local.transformer_name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-}
+# Its role may only write its own log streams (the transformation is pure), which the
+# lambda_function module grants.
+module "transformer" {
+  source = "../lambda_function"
 
-data "aws_iam_policy_document" "lambda_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
-    }
-  }
-}
-
-data "aws_iam_policy_document" "transformer" {
-  statement {
-    sid     = "Logs"
-    actions = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    # The function's own log streams.
-    resources = ["${aws_cloudwatch_log_group.transformer.arn}:*"]
-  }
-}
-
-resource "aws_iam_role" "transformer" {
-  name                 = local.transformer_name
-  path                 = var.iam_path
-  assume_role_policy   = data.aws_iam_policy_document.lambda_assume.json
-  permissions_boundary = var.permissions_boundary_arn
-}
-
-resource "aws_iam_role_policy" "transformer" {
-  name   = "transformer"
-  role   = aws_iam_role.transformer.id
-  policy = data.aws_iam_policy_document.transformer.json
-}
-
-resource "aws_lambda_function" "transformer" {
-  #checkov:skip=CKV_AWS_50:The binary is not instrumented for X-Ray; structured JSON logs and Firehose/Lambda metrics cover it without a wildcard xray:PutTraceSegments grant.
-  #checkov:skip=CKV_AWS_115:Concurrency is bounded by Firehose (one invocation per shard and buffer); reserving it would take from the account pool and fail on small accounts.
-  #checkov:skip=CKV_AWS_116:Invoked synchronously by Firehose, which retries and writes failed records to the error prefix; a DLQ only applies to async invocations.
-  #checkov:skip=CKV_AWS_117:Pure transformation without network calls; a VPC adds nothing.
-  #checkov:skip=CKV_AWS_272:Code integrity comes from the reproducible Nix build checked against SHA256SUMS and source_code_hash; no AWS Signer profile in this stack.
-  function_name    = local.transformer_name
-  role             = aws_iam_role.transformer.arn
-  filename         = var.lambda_zip
-  source_code_hash = filebase64sha256(var.lambda_zip)
-  handler          = "bootstrap"
-  runtime          = "provided.al2023"
-  architectures    = ["arm64"]
-  memory_size      = var.settings.transformer_memory_mb
-  timeout          = var.settings.transformer_timeout_seconds
-
-  logging_config {
-    log_format            = "JSON"
-    log_group             = aws_cloudwatch_log_group.transformer.name
-    application_log_level = "INFO"
-    system_log_level      = "WARN"
-  }
-
-  depends_on = [aws_iam_role_policy.transformer]
+  function_name   = local.transformer_name
+  lambda_zip      = var.lambda_zip
+  memory_mb       = var.settings.transformer_memory_mb
+  timeout_seconds = var.settings.transformer_timeout_seconds
+  policy_name     = "transformer"
+  workload        = var.workload
 }
 
 # --- Firehose -----------------------------------------------------------------------------------
@@ -87,8 +35,8 @@ resource "aws_lambda_function" "transformer" {
 resource "aws_cloudwatch_log_group" "firehose" {
   #checkov:skip=CKV_AWS_338:Delivery error logs kept retention.log_days from tofu/pipeline.json; the failed records themselves are kept under the error prefix.
   name              = "/aws/kinesisfirehose/${local.name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
+  retention_in_days = var.workload.log_retention_days
+  kms_key_id        = var.workload.kms_key_arn
 }
 
 resource "aws_cloudwatch_log_stream" "firehose" {
@@ -112,32 +60,13 @@ data "aws_iam_policy_document" "firehose_assume" {
 }
 
 data "aws_iam_policy_document" "firehose" {
-  statement {
-    sid = "ReadStream"
-    actions = [
-      "kinesis:DescribeStream",
-      "kinesis:GetRecords",
-      "kinesis:GetShardIterator",
-      "kinesis:ListShards",
-    ]
-    resources = [var.stream_arn]
-  }
-
-  statement {
-    sid       = "DecryptStreamRecords"
-    actions   = ["kms:Decrypt"]
-    resources = [var.kms_key_arn]
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = ["kinesis.${data.aws_region.current.id}.amazonaws.com"]
-    }
-  }
+  # Reading the stream: its statements come from the stream module.
+  source_policy_documents = [var.stream_read_policy_json]
 
   statement {
     sid       = "Transform"
     actions   = ["lambda:GetFunctionConfiguration", "lambda:InvokeFunction"]
-    resources = [aws_lambda_function.transformer.arn]
+    resources = [module.transformer.function_arn]
   }
 
   statement {
@@ -166,7 +95,7 @@ data "aws_iam_policy_document" "firehose" {
   statement {
     sid       = "EncryptObjects"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [var.kms_key_arn]
+    resources = [var.workload.kms_key_arn]
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
@@ -189,9 +118,9 @@ data "aws_iam_policy_document" "firehose" {
 
 resource "aws_iam_role" "firehose" {
   name                 = "${local.name}-firehose"
-  path                 = var.iam_path
+  path                 = var.workload.iam_path
   assume_role_policy   = data.aws_iam_policy_document.firehose_assume.json
-  permissions_boundary = var.permissions_boundary_arn
+  permissions_boundary = var.workload.permissions_boundary_arn
 }
 
 resource "aws_iam_role_policy" "firehose" {
@@ -221,7 +150,7 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
     buffering_interval  = var.settings.buffering_interval_seconds
     # Parquet compresses itself (SNAPPY below); Firehose requires UNCOMPRESSED with conversion.
     compression_format = "UNCOMPRESSED"
-    kms_key_arn        = var.kms_key_arn
+    kms_key_arn        = var.workload.kms_key_arn
     custom_time_zone   = "UTC"
 
     cloudwatch_logging_options {
@@ -238,7 +167,7 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
 
         parameters {
           parameter_name  = "LambdaArn"
-          parameter_value = aws_lambda_function.transformer.arn
+          parameter_value = module.transformer.function_arn
         }
         parameters {
           parameter_name  = "BufferSizeInMBs"

@@ -10,10 +10,10 @@ output "delivery_stream_arn" {
 
 output "function_name" {
   description = "Name of the table's transformer Lambda."
-  value       = aws_lambda_function.transformer.function_name
+  value       = module.transformer.function_name
 }
 
 output "function_arn" {
   description = "ARN of the table's transformer Lambda."
-  value       = aws_lambda_function.transformer.arn
+  value       = module.transformer.function_arn
 }

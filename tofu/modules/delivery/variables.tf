@@ -8,14 +8,14 @@ variable "transformer_name" {
   type        = string
 }
 
-variable "iam_path" {
-  description = "IAM path of the roles."
-  type        = string
-}
-
-variable "permissions_boundary_arn" {
-  description = "Permissions boundary attached to the roles."
-  type        = string
+variable "workload" {
+  description = "What every workload role and log group of the stack shares (local.workload in tofu/main.tf): the roles' IAM path and permissions boundary, the stack's KMS key, and the log retention (retention.log_days in tofu/pipeline.json)."
+  type = object({
+    iam_path                 = string
+    permissions_boundary_arn = string
+    kms_key_arn              = string
+    log_retention_days       = number
+  })
 }
 
 variable "table_name" {
@@ -43,6 +43,11 @@ variable "lambda_zip" {
   type        = string
 }
 
+variable "stream_read_policy_json" {
+  description = "The stream module's read_policy_json: the statements that read (and decrypt) the orders stream."
+  type        = string
+}
+
 variable "stream_arn" {
   description = "ARN of the orders stream (the delivery stream's source)."
   type        = string
@@ -51,16 +56,6 @@ variable "stream_arn" {
 variable "data_bucket_arn" {
   description = "ARN of the data lake bucket."
   type        = string
-}
-
-variable "kms_key_arn" {
-  description = "Customer-managed KMS key (stream, bucket, logs)."
-  type        = string
-}
-
-variable "log_retention_days" {
-  description = "Retention of the log groups (retention.log_days in tofu/pipeline.json)."
-  type        = number
 }
 
 variable "settings" {
@@ -101,9 +96,5 @@ variable "settings" {
   validation {
     condition     = var.settings.transformer_timeout_seconds >= 1 && var.settings.transformer_timeout_seconds <= 300
     error_message = "delivery.transformer_timeout_seconds must be 1-300 (Firehose waits at most 5 minutes for a processor)."
-  }
-  validation {
-    condition     = var.settings.transformer_memory_mb >= 128 && var.settings.transformer_memory_mb <= 10240
-    error_message = "delivery.transformer_memory_mb must be 128-10240."
   }
 }

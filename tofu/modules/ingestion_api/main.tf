@@ -335,7 +335,7 @@ data "aws_iam_policy_document" "kinesis" {
   statement {
     sid       = "EncryptRecords"
     actions   = ["kms:GenerateDataKey"]
-    resources = [var.kms_key_arn]
+    resources = [var.workload.kms_key_arn]
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
@@ -346,9 +346,9 @@ data "aws_iam_policy_document" "kinesis" {
 
 resource "aws_iam_role" "kinesis" {
   name                 = "${var.name}-kinesis"
-  path                 = var.iam_path
+  path                 = var.workload.iam_path
   assume_role_policy   = data.aws_iam_policy_document.apigateway_assume.json
-  permissions_boundary = var.permissions_boundary_arn
+  permissions_boundary = var.workload.permissions_boundary_arn
 }
 
 resource "aws_iam_role_policy" "kinesis" {
@@ -392,8 +392,8 @@ resource "aws_api_gateway_deployment" "this" {
 resource "aws_cloudwatch_log_group" "access" {
   #checkov:skip=CKV_AWS_338:Access logs kept retention.log_days from tofu/pipeline.json (cost); the audit trail is CloudTrail's.
   name              = "/aws/apigateway/${var.name}/access"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
+  retention_in_days = var.workload.log_retention_days
+  kms_key_id        = var.workload.kms_key_arn
 }
 
 # API Gateway creates this group on first use, without retention or encryption; creating it here
@@ -401,8 +401,8 @@ resource "aws_cloudwatch_log_group" "access" {
 resource "aws_cloudwatch_log_group" "execution" {
   #checkov:skip=CKV_AWS_338:Execution logs (ERROR level only) kept retention.log_days from tofu/pipeline.json.
   name              = "API-Gateway-Execution-Logs_${aws_api_gateway_rest_api.this.id}/${var.stage_name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
+  retention_in_days = var.workload.log_retention_days
+  kms_key_id        = var.workload.kms_key_arn
 }
 
 resource "aws_api_gateway_stage" "this" {

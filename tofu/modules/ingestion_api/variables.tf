@@ -9,14 +9,14 @@ variable "stage_name" {
   default     = "live"
 }
 
-variable "iam_path" {
-  description = "IAM path of the roles."
-  type        = string
-}
-
-variable "permissions_boundary_arn" {
-  description = "Permissions boundary attached to the roles."
-  type        = string
+variable "workload" {
+  description = "What every workload role and log group of the stack shares (local.workload in tofu/main.tf): the roles' IAM path and permissions boundary, the stack's KMS key, and the log retention (retention.log_days in tofu/pipeline.json)."
+  type = object({
+    iam_path                 = string
+    permissions_boundary_arn = string
+    kms_key_arn              = string
+    log_retention_days       = number
+  })
 }
 
 variable "stream_name" {
@@ -26,11 +26,6 @@ variable "stream_name" {
 
 variable "stream_arn" {
   description = "ARN of the orders stream."
-  type        = string
-}
-
-variable "kms_key_arn" {
-  description = "Customer-managed KMS key (stream, log groups)."
   type        = string
 }
 
@@ -57,11 +52,6 @@ variable "api_settings" {
     condition     = var.api_settings.rate_limit > 0 && var.api_settings.burst_limit >= 1 && var.api_settings.quota_per_day >= 1
     error_message = "api.rate_limit, api.burst_limit and api.quota_per_day must be positive."
   }
-}
-
-variable "log_retention_days" {
-  description = "Retention of the access and execution log groups (retention.log_days in tofu/pipeline.json)."
-  type        = number
 }
 
 variable "manage_api_gateway_account" {

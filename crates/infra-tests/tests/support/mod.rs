@@ -67,6 +67,20 @@ impl TfFile {
     }
 }
 
+/// The `locals` of the module `file` belongs to: every file in its directory (locals are
+/// module-wide in OpenTofu, so a policy in one file may use a local of another).
+pub(crate) fn module_locals<'a>(
+    files: &'a [TfFile],
+    file: &TfFile,
+) -> BTreeMap<String, &'a Expression> {
+    let dir = |path: &str| Path::new(path).parent().map(Path::to_path_buf);
+    files
+        .iter()
+        .filter(|other| dir(&other.path) == dir(&file.path))
+        .flat_map(TfFile::locals)
+        .collect()
+}
+
 /// Every `.tf` file under `tofu/`, in path order.
 pub(crate) fn tf_files() -> Vec<TfFile> {
     let mut paths = Vec::new();

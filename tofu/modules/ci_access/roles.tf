@@ -1,0 +1,92 @@
+# The GitHub OIDC provider, the two CI roles and which policies each gets (the header of main.tf
+# says what each role may do).
+
+resource "aws_iam_openid_connect_provider" "github" {
+  count = var.create_github_oidc_provider ? 1 : 0
+
+  url            = "https://${local.oidc_host}"
+  client_id_list = ["sts.amazonaws.com"]
+}
+
+data "aws_iam_openid_connect_provider" "github" {
+  count = var.create_github_oidc_provider ? 0 : 1
+
+  url = "https://${local.oidc_host}"
+}
+
+data "aws_iam_policy_document" "trust_deploy" {
+  statement {
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+    principals {
+      type        = "Federated"
+      identifiers = [local.oidc_provider_arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "${local.oidc_host}:aud"
+      values   = ["sts.amazonaws.com"]
+    }
+    # Only jobs that name the environment (`environment: prod`): their token's subject is
+    # repo:<owner>/<repo>:environment:<name>, so the environment's reviewers and branch rules
+    # always apply. A `ref:refs/heads/...` subject would let any job on that branch deploy without
+    # them. GitHub Docs, "OpenID Connect reference" (example subject claims, filtering for a
+    # specific environment).
+    condition {
+      test     = "StringEquals"
+      variable = "${local.oidc_host}:sub"
+      values   = ["repo:${var.github_repository}:environment:${var.deploy_environment}"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "trust_plan" {
+  statement {
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+    principals {
+      type        = "Federated"
+      identifiers = [local.oidc_provider_arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "${local.oidc_host}:aud"
+      values   = ["sts.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "${local.oidc_host}:sub"
+      values   = ["repo:${var.github_repository}:ref:refs/heads/${var.plan_branch}"]
+    }
+  }
+}
+
+resource "aws_iam_role" "deploy" {
+  name                 = "${local.prefix}-ci-deploy"
+  path                 = local.ci_path
+  description          = "tofu plan/apply of orderflow ${var.environment} from GitHub Actions (${var.github_repository}, environment ${var.deploy_environment})"
+  assume_role_policy   = data.aws_iam_policy_document.trust_deploy.json
+  max_session_duration = 3600
+}
+
+resource "aws_iam_role" "plan" {
+  name                 = "${local.prefix}-ci-plan"
+  path                 = local.ci_path
+  description          = "Read-only tofu plan of orderflow ${var.environment} from GitHub Actions (${var.github_repository}, ${var.plan_branch})"
+  assume_role_policy   = data.aws_iam_policy_document.trust_plan.json
+  max_session_duration = 3600
+}
+
+resource "aws_iam_role_policy_attachment" "deploy" {
+  for_each = {
+    read          = aws_iam_policy.read.arn
+    write_data    = aws_iam_policy.write_data.arn
+    write_compute = aws_iam_policy.write_compute.arn
+  }
+
+  role       = aws_iam_role.deploy.name
+  policy_arn = each.value
+}
+
+resource "aws_iam_role_policy_attachment" "plan" {
+  role       = aws_iam_role.plan.name
+  policy_arn = aws_iam_policy.read.arn
+}
