@@ -25,7 +25,6 @@ use orderflow_consumer::{
     ItemWriter, OrderRecordsEvent, PutOutcome, WriteError, WritePolicy, handle_batch, plan_batch,
 };
 use orderflow_domain::{Provenance, SOURCE_SEQUENCE_NUMBER, order_item, parse_order};
-use serde_json::json;
 
 use crate::frame::{self, Record};
 
@@ -154,57 +153,56 @@ fn sequence_number(offset: u64) -> String {
 }
 
 /// The event's JSON for `records`, with each record's sequence number and exact arrival time.
+///
+/// Written as text, not through `serde_json::Value`: every value is digits, base64 or a fixed
+/// name, so nothing needs escaping, and the arrival time goes in exactly as spelled (serde_json
+/// would reprint `1.7178E9` as a plain decimal).
 fn event_json(records: &[Record<'_>]) -> (String, Vec<(String, DateTime<Utc>)>) {
+    use std::fmt::Write as _;
+
     let mut offset = 0u64;
     let mut expected = Vec::with_capacity(records.len());
-    let mut arrivals = Vec::with_capacity(records.len());
-    let json_records: Vec<serde_json::Value> = records
-        .iter()
-        .enumerate()
-        .map(|(index, record)| {
-            offset += 1 + u64::from((record.control >> 5) & 0b11);
-            let sequence = sequence_number(offset);
-            let seconds = 1_717_848_000 + 37 * index as i64;
-            let millis = (u32::from(record.control) * 7 + 13 * index as u32) % 1000;
-            let (arrival, millis) = match (record.control >> 3) & 0b11 {
-                0 => (format!("{seconds}.{millis:03}"), millis),
-                1 => (format!("{seconds}.{}", millis / 100), millis / 100 * 100),
-                2 => {
-                    let value = seconds as f64 + f64::from(millis) / 1000.0;
-                    (format!("{value:E}"), millis)
-                }
-                _ => (seconds.to_string(), 0),
-            };
-            let at = DateTime::from_timestamp(seconds, millis * 1_000_000).expect("a time");
-            let mut json = json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": format!("customer-{index}"),
-                    "sequenceNumber": sequence,
-                    "data": BASE64.encode(record.data),
-                    "approximateArrivalTimestamp": format!("@arrival-{index}@"),
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::000000000000:role/consumer",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:000000000000:stream/orders",
-            });
-            if record.control & 0x80 == 0 {
-                json["eventID"] = json!(format!("shardId-00000000000{}:{sequence}", index % 4));
+    let mut text = String::from("{\"Records\":[");
+    for (index, record) in records.iter().enumerate() {
+        offset += 1 + u64::from((record.control >> 5) & 0b11);
+        let sequence = sequence_number(offset);
+        let seconds = 1_717_848_000 + 37 * index as i64;
+        let millis = (u32::from(record.control) * 7 + 13 * index as u32) % 1000;
+        let (arrival, millis) = match (record.control >> 3) & 0b11 {
+            0 => (format!("{seconds}.{millis:03}"), millis),
+            1 => (format!("{seconds}.{}", millis / 100), millis / 100 * 100),
+            2 => {
+                let value = seconds as f64 + f64::from(millis) / 1000.0;
+                (format!("{value:E}"), millis)
             }
-            expected.push((sequence, at));
-            arrivals.push(arrival);
-            json
-        })
-        .collect();
-    // The arrival times go in as written (serde_json would reprint `1.7178E9` as a plain
-    // decimal): each replaces its placeholder string, which nothing else in the event contains.
-    let mut text = json!({ "Records": json_records }).to_string();
-    for (index, arrival) in arrivals.iter().enumerate() {
-        text = text.replacen(&format!("\"@arrival-{index}@\""), arrival, 1);
+            _ => (seconds.to_string(), 0),
+        };
+        let at = DateTime::from_timestamp(seconds, millis * 1_000_000).expect("a time");
+        if index > 0 {
+            text.push(',');
+        }
+        let _ = write!(
+            text,
+            "{{\"kinesis\":{{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":\"customer-{index}\",\
+             \"sequenceNumber\":\"{sequence}\",\"data\":\"{}\",\
+             \"approximateArrivalTimestamp\":{arrival}}},\"eventSource\":\"aws:kinesis\",\
+             \"eventVersion\":\"1.0\",\"eventName\":\"aws:kinesis:record\",\
+             \"invokeIdentityArn\":\"arn:aws:iam::000000000000:role/consumer\",\
+             \"awsRegion\":\"us-east-1\",\
+             \"eventSourceARN\":\"arn:aws:kinesis:us-east-1:000000000000:stream/orders\"",
+            BASE64.encode(record.data),
+        );
+        if record.control & 0x80 == 0 {
+            let _ = write!(
+                text,
+                ",\"eventID\":\"shardId-00000000000{}:{sequence}\"",
+                index % 4
+            );
+        }
+        text.push('}');
+        expected.push((sequence, at));
     }
+    text.push_str("]}");
     (text, expected)
 }
 

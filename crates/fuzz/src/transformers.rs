@@ -14,8 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use orderflow_domain::{Partition, Table, parse_order};
 use orderflow_transformer::{
-    FirehoseEvent, RESULT_DROPPED, RESULT_OK, RESULT_PROCESSING_FAILED, handle, handle_json,
-    transform,
+    FirehoseEvent, RESULT_DROPPED, RESULT_OK, RESULT_PROCESSING_FAILED, handle_json, transform,
 };
 use orderflow_twin::columnar::{ConversionError, Mismatch, RowBatchBuilder};
 use serde_json::json;
@@ -68,9 +67,10 @@ fn event_json(input: &[u8]) -> String {
 ///   for an `order_date` finer than microseconds, whose `orders` row the twin refuses (it keeps
 ///   microseconds and never truncates);
 /// - the summary counts the answers, and its `response_bytes` is the exact size of the response
-///   as Lambda sends it; `handle` answers the same response, and so does `handle_json` (what the
-///   Lambdas run: the event read as [`FirehoseEvent`], the response written straight to JSON),
-///   in exactly `response_bytes` bytes.
+///   as Lambda sends it; `handle_json` (what the Lambdas run: the event read as
+///   [`FirehoseEvent`], the response written straight to JSON) answers the same response, in
+///   exactly `response_bytes` bytes (compared as values: `partitionKeys` is a `HashMap`, whose
+///   order differs between two maps of the same keys).
 pub fn check(input: &[u8]) {
     let json = event_json(input);
     let event: KinesisFirehoseEvent =
@@ -173,13 +173,6 @@ pub fn check(input: &[u8]) {
             summary.response_bytes,
             sent.len(),
             "{table}: response_bytes is the exact size"
-        );
-        // Compared as values, not as bytes: `partitionKeys` is a `HashMap`, and two maps of the
-        // same keys serialise in different orders (each has its own random hasher).
-        let handled = handle(&event, table).expect("a small response is under the limit");
-        assert!(
-            handled == response,
-            "{table}: handle answers what transform computed"
         );
         let answered = handle_json(&own_event, table).expect("a small response is under the limit");
         assert_eq!(

@@ -59,7 +59,7 @@ pub struct TransformSummary {
     pub dropped: usize,
     /// Exact size of the response as Lambda sends it (compact JSON), in bytes. Above
     /// [`RESPONSE_LIMIT_BYTES`] only when even the smallest possible answer to every record does
-    /// not fit; [`handle`] then fails the invocation instead of answering.
+    /// not fit; [`handle_json`] then fails the invocation instead of answering.
     pub response_bytes: usize,
 }
 
@@ -420,19 +420,10 @@ fn finish(table: Table, summary: &TransformSummary) -> Result<(), ResponseTooLar
     Ok(())
 }
 
-/// One invocation: [`transform`], the summary logged (counts only, no payload), and the response
-/// refused with [`ResponseTooLarge`] if even the smallest answer to every record is over
+/// One invocation, what the Lambdas run: [`transform_json`] on the Lambda process's own event
+/// type, the summary logged (counts only, no payload), and the response refused with
+/// [`ResponseTooLarge`] if even the smallest answer to every record is over
 /// [`RESPONSE_LIMIT_BYTES`], so the invocation fails and Firehose retries it.
-pub fn handle(
-    event: &KinesisFirehoseEvent,
-    table: Table,
-) -> Result<KinesisFirehoseResponse, ResponseTooLarge> {
-    let (response, summary) = transform(event, table);
-    finish(table, &summary)?;
-    Ok(response)
-}
-
-/// [`handle`] on the Lambda process's own types: what the Lambdas run.
 pub fn handle_json(event: &FirehoseEvent, table: Table) -> Result<ResponseJson, ResponseTooLarge> {
     let (response, summary) = transform_json(event, table);
     finish(table, &summary)?;
