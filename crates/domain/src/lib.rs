@@ -6,15 +6,17 @@
 //! - [`Table`], [`Partition`], [`table_file`]: the four analytics tables as defined in
 //!   `sql/tables.json`, the rows an order becomes and its `year/month/day` partition.
 //! - [`order_item`] (feature `dynamodb`): the DynamoDB item of an order.
-//! - [`OrderGenerator`]: seeded, realistic fake orders (and deliberately invalid ones), their
-//!   lines from a seeded [`Catalogue`] of products.
+//! - `OrderGenerator` (feature `generator`): seeded, realistic fake orders (and deliberately
+//!   invalid ones), their lines from a seeded `Catalogue` of products.
 //! - `fixtures` (feature `test-fixtures`): the sample order every crate's tests start from.
 //! - [`ORDER_SCHEMA_JSON`]: the order's JSON Schema (draft 4, for API Gateway), checked against
 //!   [`parse_order`] by the tests.
 
+#[cfg(feature = "generator")]
 mod catalogue;
 #[cfg(any(test, feature = "test-fixtures"))]
 pub mod fixtures;
+#[cfg(feature = "generator")]
 mod generate;
 #[cfg(feature = "dynamodb")]
 mod item;
@@ -22,7 +24,9 @@ mod order;
 mod parse;
 mod tables;
 
+#[cfg(feature = "generator")]
 pub use catalogue::{CURRENCIES, Catalogue, Currency, Product};
+#[cfg(feature = "generator")]
 pub use generate::{GeneratorConfig, InvalidSample, OrderGenerator};
 #[cfg(feature = "dynamodb")]
 pub use item::{

@@ -26,7 +26,7 @@ use aws_lambda_events::event::firehose::{
     KinesisFirehoseResponseRecord, KinesisFirehoseResponseRecordMetadata,
 };
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use orderflow_domain::{GeneratorConfig, OrderGenerator, Partition, Table, parse_order};
+use orderflow_domain::{Partition, Table, parse_order};
 
 pub use event::{
     FirehoseEvent, FirehoseRecord, ResponseJson, base64_len, decode_base64, encode_base64_into,
@@ -430,10 +430,13 @@ pub fn handle_json(event: &FirehoseEvent, table: Table) -> Result<ResponseJson, 
     Ok(response)
 }
 
-/// A Firehose event of generated orders (seed 42, [`GeneratorConfig::fixed`]) as Firehose sends
-/// it, just under `limit` bytes of JSON, and its record count: the workload of the benchmarks.
+/// A Firehose event of generated orders (seed 42, [`orderflow_domain::GeneratorConfig::fixed`])
+/// as Firehose sends it, just under `limit` bytes of JSON, and its record count: the workload of
+/// the benchmarks and `cargo xtask lambda-bench` (feature `generator`).
+#[cfg(feature = "generator")]
 pub fn sample_event(limit: usize) -> (Vec<u8>, usize) {
     use base64::Engine;
+    use orderflow_domain::{GeneratorConfig, OrderGenerator};
     let mut generator = OrderGenerator::new(GeneratorConfig::fixed(42));
     let mut out = br#"{"invocationId":"bench","deliveryStreamArn":"arn:aws:firehose:us-east-1:123456789012:deliverystream/orders","region":"us-east-1","records":["#.to_vec();
     let mut count = 0;

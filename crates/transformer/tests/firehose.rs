@@ -445,3 +445,18 @@ fn an_event_whose_smallest_answer_is_over_the_limit_fails_the_invocation() {
     let answered: KinesisFirehoseResponse = serde_json::from_str(answered.as_str()).unwrap();
     assert_eq!(answered.records.len(), 4);
 }
+
+#[test]
+fn the_sample_event_stays_under_its_limit_and_decodes() {
+    let (event, records) = orderflow_transformer::sample_event(100_000);
+    assert!(event.len() <= 100_000, "{} bytes", event.len());
+    let parsed: KinesisFirehoseEvent = serde_json::from_slice(&event).unwrap();
+    assert_eq!(parsed.records.len(), records);
+    assert!(records > 50);
+    assert!(
+        parsed
+            .records
+            .iter()
+            .all(|record| parse_order(&record.data).is_ok())
+    );
+}

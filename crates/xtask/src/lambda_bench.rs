@@ -20,13 +20,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use base64::Engine;
 use orderflow_domain::{GeneratorConfig, OrderGenerator};
 use serde_json::{Value, json};
 
 use crate::smoke::Dynalite;
-
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// Options of `cargo xtask lambda-bench`.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
@@ -333,39 +330,6 @@ fn stats(mut values: Vec<Duration>) -> (Duration, Duration, Duration) {
     )
 }
 
-/// A Firehose event of generated orders just under `limit` bytes, and its record count.
-pub(crate) fn firehose_event(limit: usize) -> (Vec<u8>, usize) {
-    let mut generator = OrderGenerator::new(GeneratorConfig::fixed(42));
-    let head = json!({
-        "invocationId": "bench",
-        "deliveryStreamArn": "arn:aws:firehose:us-east-1:123456789012:deliverystream/orders",
-        "region": "us-east-1",
-        "records": []
-    })
-    .to_string();
-    let mut records: Vec<String> = Vec::new();
-    let mut size = head.len();
-    loop {
-        let record = json!({
-            "recordId": format!("49546986683135544286507457936321625675700192471156785154{:06}", records.len()),
-            "approximateArrivalTimestamp": 1_717_848_000_000u64,
-            "data": B64.encode(generator.next_order().to_json()),
-        })
-        .to_string();
-        if size + record.len() + 1 > limit {
-            break;
-        }
-        size += record.len() + 1;
-        records.push(record);
-    }
-    let count = records.len();
-    let text = head.replace(
-        "\"records\":[]",
-        &format!("\"records\":[{}]", records.join(",")),
-    );
-    (text.into_bytes(), count)
-}
-
 /// A Kinesis event of `count` generated orders, as Lambda's event source mapping sends it.
 pub(crate) fn kinesis_event(count: usize) -> Vec<u8> {
     let mut generator = OrderGenerator::new(GeneratorConfig::fixed(42));
@@ -482,7 +446,7 @@ pub(crate) fn run(root: &Path, target_dir: &Path, options: &Options) -> Result<(
         Ok(path)
     };
     let selected = |name: &str| options.only.is_empty() || options.only.iter().any(|o| o == name);
-    let (firehose, records) = firehose_event(4_000_000);
+    let (firehose, records) = orderflow_transformer::sample_event(4_000_000);
     println!(
         "firehose event: {} bytes, {records} generated orders; {} timed invocations per binary after one warm-up",
         firehose.len(),
@@ -665,14 +629,5 @@ mod tests {
         assert!(run.exchanges[1].body.is_none());
         assert!(run.init <= started.elapsed());
         assert!(run.exchanges.iter().all(|e| e.invocation > Duration::ZERO));
-    }
-
-    #[test]
-    fn the_generated_firehose_event_stays_under_its_limit() {
-        let (event, records) = firehose_event(100_000);
-        assert!(event.len() <= 100_000);
-        let parsed: Value = serde_json::from_slice(&event).unwrap();
-        assert_eq!(parsed["records"].as_array().unwrap().len(), records);
-        assert!(records > 50);
     }
 }
