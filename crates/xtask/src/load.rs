@@ -150,21 +150,7 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
         "wrk is not installed (Debian: apt-get install wrk)"
     );
     crate::node_packages()?;
-    crate::step(
-        "build the twin",
-        "cargo",
-        &[
-            "build",
-            "--locked",
-            "-p",
-            "orderflow-twin",
-            "--bin",
-            "orderflow",
-        ],
-    )?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root.join("target"), std::path::PathBuf::from);
-    let binary = target.join("debug/orderflow");
+    let binary = crate::build_twin()?;
     let work = tempfile::tempdir()?;
     let port = free_port()?;
     let key = "load-test-key";

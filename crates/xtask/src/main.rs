@@ -217,22 +217,7 @@ const DEMO_BUILD: [&str; 8] = [
 /// features ([`DEMO_BUILD`]).
 fn demo(extra: &[String]) -> Result<ExitCode> {
     node_packages()?;
-    let output = Command::new("cargo")
-        .arg("build")
-        .args(DEMO_BUILD)
-        .current_dir(root())
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .context("running cargo build")?;
-    if !output.status.success() {
-        return Ok(ExitCode::FAILURE);
-    }
-    let executable = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["target"]["name"] == "orderflow")
-        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .context("cargo build did not report the orderflow executable")?;
+    let executable = build_twin()?;
     let status = Command::new(&executable)
         .arg("demo")
         .args(extra)
@@ -244,6 +229,27 @@ fn demo(extra: &[String]) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Builds the twin's `orderflow` binary with [`DEMO_BUILD`] (the demo and the load test share
+/// this build, and the tests reuse it) and returns its path.
+pub(crate) fn build_twin() -> Result<PathBuf> {
+    let output = Command::new("cargo")
+        .arg("build")
+        .args(DEMO_BUILD)
+        .current_dir(root())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running cargo build")?;
+    if !output.status.success() {
+        bail!("cargo build of the twin failed ({})", output.status);
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["target"]["name"] == "orderflow")
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .context("cargo build did not report the orderflow executable")
 }
 
 fn test(extra: &[String]) -> Result<ExitCode> {
