@@ -3,12 +3,19 @@
 //! says they must become: the DynamoDB items, the Parquet files (read with the parquet crate's
 //! own row reader, not with Arrow or DataFusion), the Firehose error prefix, and the results of
 //! every query in `sql/queries/`, recomputed here from the orders themselves.
+//!
+//! Steps 1 to 3 (start, send, rebuild the orders) are the ground every later check stands on: a
+//! failure there ends the test. The checks after them are independent stages ([`Stages`]): each
+//! one's failure is recorded, the others still run, and the test fails at the end naming every
+//! stage that failed, so a wrong DynamoDB item does not hide a wrong Parquet file.
 
 mod support;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +29,7 @@ use datafusion::parquet::basic::{
 };
 use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
 use datafusion::parquet::record::Field;
+use futures::FutureExt;
 use md5::{Digest, Md5};
 use orderflow_domain::{
     ColumnType, Order, PARTITION_KEY, Partition, Provenance, SORT_KEY, Table, TableDef, order_item,
@@ -196,6 +204,110 @@ async fn orders_reach_dynamodb_parquet_errors_and_queries_exactly() {
         })
         .await;
     phase("caught up");
+    let mut stages = Stages::default();
+    stages.check("status counts", || check_status(&status, &sent));
+
+    // The queries run meanwhile (separate processes over the final files); step 8 checks them.
+    let queries = {
+        let data_dir = data_dir.to_path_buf();
+        std::thread::spawn(move || run_queries(&data_dir))
+    };
+
+    // 5. DynamoDB: exactly the valid orders, each the domain's item.
+    stages
+        .check_async(
+            "DynamoDB",
+            check_dynamodb(&twin, &sent, &status, test_start),
+        )
+        .await;
+    phase("DynamoDB checked");
+
+    // 6. Parquet, read with the parquet crate's row API.
+    let bucket = data_dir.join("bucket");
+    stages.check("Parquet", || {
+        let files = check_parquet(&bucket, &sent);
+        phase(&format!("Parquet checked: {files} files"));
+    });
+
+    // 7. The error prefix holds exactly the invalid orders' bytes, for every table.
+    stages.check("error prefix", || check_error_prefix(&bucket, &sent));
+    phase("error prefix checked");
+
+    // 8. Every query in sql/queries, against figures computed from the orders.
+    stages.check("queries", || {
+        let results = queries
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        phase("queries done");
+        check_queries(results, &sent);
+    });
+    phase("queries checked");
+
+    // 9. Ctrl-C: a clean stop that writes nothing more (everything was delivered already).
+    stages.check("clean stop", || {
+        let before = files_under(&bucket, "");
+        phase("stopping");
+        let exit = twin.interrupt();
+        assert!(exit.success(), "the twin stopped with {exit:?}");
+        assert_eq!(
+            files_under(&bucket, ""),
+            before,
+            "objects written at shutdown although every buffer was delivered"
+        );
+        assert!(
+            !data_dir.join("twin.json").exists(),
+            "twin.json is left behind after a clean stop"
+        );
+    });
+    phase("stopped");
+    stages.finish();
+}
+
+/// The independent checks of one run: each failure (a panic) is recorded with its stage's name,
+/// the next stage still runs, and [`Stages::finish`] fails the test naming all of them.
+#[derive(Default)]
+struct Stages {
+    failed: Vec<String>,
+}
+
+impl Stages {
+    fn record(&mut self, stage: &str, panic: Box<dyn std::any::Any + Send>) {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+            .unwrap_or_else(|| "(no message)".to_string());
+        eprintln!("stage failed: {stage}");
+        self.failed.push(format!("{stage}: {message}"));
+    }
+
+    fn check(&mut self, stage: &str, check: impl FnOnce()) {
+        if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(check)) {
+            self.record(stage, panic);
+        }
+    }
+
+    async fn check_async(&mut self, stage: &str, check: impl Future<Output = ()>) {
+        if let Err(panic) = AssertUnwindSafe(check).catch_unwind().await {
+            self.record(stage, panic);
+        }
+    }
+
+    fn finish(self) {
+        assert!(
+            self.failed.is_empty(),
+            "{} stage(s) failed:\n{}",
+            self.failed.len(),
+            self.failed.join("\n\n")
+        );
+    }
+}
+
+/// Step 4: what the status reports once caught up matches the orders sent.
+fn check_status(status: &orderflow_twin::status::Status, sent: &Sent) {
+    let valid = sent.valid.len() as u64;
+    let invalid = sent.invalid.len() as u64;
+    let lines = sent.lines();
     let report = status.to_text();
     assert_eq!(status.dynamodb_items, Some(valid), "{report}");
     for (table, rows) in [
@@ -242,51 +354,6 @@ async fn orders_reach_dynamodb_parquet_errors_and_queries_exactly() {
             .collect();
         assert_eq!(reported, per_day, "{table}\n{report}");
     }
-
-    // The queries run meanwhile (separate processes over the final files); step 8 checks them.
-    let queries = {
-        let data_dir = data_dir.to_path_buf();
-        std::thread::spawn(move || run_queries(&data_dir))
-    };
-
-    // 5. DynamoDB: exactly the valid orders, each the domain's item.
-    check_dynamodb(&twin, &sent, &status, test_start).await;
-    phase("DynamoDB checked");
-
-    // 6. Parquet, read with the parquet crate's row API.
-    let bucket = data_dir.join("bucket");
-    let files = check_parquet(&bucket, &sent);
-    phase(&format!("Parquet checked: {files} files"));
-
-    // 7. The error prefix holds exactly the invalid orders' bytes, for every table.
-    check_error_prefix(&bucket, &sent);
-    phase("error prefix checked");
-
-    // 8. Every query in sql/queries, against figures computed from the orders.
-    let results = queries
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e));
-    phase("queries done");
-    check_queries(results, &sent);
-    phase("queries checked");
-
-    // 9. Ctrl-C: a clean stop that writes nothing more (everything was delivered already).
-    let before = files_under(&bucket, "");
-    phase("stopping");
-    let exit = twin.interrupt();
-    assert!(exit.success(), "the twin stopped with {exit:?}");
-    assert_eq!(
-        files_under(&bucket, ""),
-        before,
-        "objects written at shutdown although every buffer was delivered"
-    );
-    assert!(
-        !data_dir.join("twin.json").exists(),
-        "twin.json is left behind after a clean stop"
-    );
-    phase("stopped cleanly");
-
-    phase("cleaned up");
 }
 
 // ---------------------------------------------------------------------------------------------
