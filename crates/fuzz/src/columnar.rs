@@ -1,4 +1,4 @@
-//! The twin's JSON-to-Arrow conversion (`orderflow_twin::columnar`) on arbitrary rows, and the
+//! The twin's JSON-to-Arrow conversion (`orderflow_twin::delivery::conversion`) on arbitrary rows, and the
 //! Parquet files the twin writes from its batches.
 //!
 //! Input ([`crate::frame::split_control`]): the control byte picks the table (`Table::ALL[c % 4]`),
@@ -14,8 +14,8 @@ use datafusion::arrow::datatypes::{
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use orderflow_domain::{ColumnType, Table};
-use orderflow_twin::columnar::{RowBatchBuilder, table_schema};
-use orderflow_twin::delivery::parquet_bytes;
+use orderflow_twin::delivery::conversion::parquet_bytes;
+use orderflow_twin::delivery::conversion::{RowBatchBuilder, table_schema};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -66,7 +66,7 @@ fn names(key: &str, name: &str) -> bool {
     key == name || key.to_lowercase() == name
 }
 
-/// The conversion's contract (`crates/twin/src/columnar.rs`):
+/// The conversion's contract (`crates/twin/src/delivery/conversion.rs`):
 ///
 /// - a record is all or nothing: refused, it leaves the builder empty;
 /// - accepted, it yields one row per non-blank line, in the table's schema

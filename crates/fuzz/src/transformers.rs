@@ -16,7 +16,7 @@ use orderflow_domain::{Partition, Table, parse_order};
 use orderflow_transformer::{
     FirehoseEvent, RESULT_DROPPED, RESULT_OK, RESULT_PROCESSING_FAILED, handle_json, transform,
 };
-use orderflow_twin::columnar::{ConversionError, Mismatch, RowBatchBuilder};
+use orderflow_twin::delivery::conversion::{ConversionError, Mismatch, RowBatchBuilder};
 use serde_json::json;
 
 use crate::frame;
@@ -135,7 +135,7 @@ pub fn check(input: &[u8]) {
             );
             // `order_date` may have up to 9 fraction digits (`docs/design.md` section 1) and the
             // `orders` row keeps them all, but the twin stores microseconds and refuses a finer
-            // timestamp rather than truncate it (`crates/twin/src/columnar.rs`): exactly those
+            // timestamp rather than truncate it (`crates/twin/src/delivery/conversion.rs`): exactly those
             // rows, and only for that reason, do not convert.
             let sub_microsecond =
                 table == Table::Orders && order.order_date.timestamp_subsec_nanos() % 1_000 != 0;

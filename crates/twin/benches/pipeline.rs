@@ -89,13 +89,13 @@ async fn one_run(data_dir: &Path, orders: u64, seed: u64) -> anyhow::Result<Run>
     // Check it really is all there.
     let items =
         orderflow_twin::dynamodb::count_items(twin.dynamodb(), &twin.endpoints.table).await?;
-    let context = orderflow_twin::sql::session(
+    let context = orderflow_twin::analytics::session(
         twin.bucket().root(),
         &twin.settings.delivery.file_extension,
         twin.settings.athena.partition_projection_years,
     )
     .await?;
-    let rows = orderflow_twin::sql::run(&context, "SELECT COUNT(*) AS n FROM orders").await?;
+    let rows = orderflow_twin::analytics::run(&context, "SELECT COUNT(*) AS n FROM orders").await?;
     let rows: u64 = rows.to_json()?[0]["n"].as_str().unwrap_or("0").parse()?;
     anyhow::ensure!(
         items == orders && rows == orders,

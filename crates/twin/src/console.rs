@@ -19,9 +19,9 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::bucket::Bucket;
-use crate::esm::FAILURE_PREFIX;
+use crate::consumer::FAILURE_PREFIX;
 use crate::settings::PipelineSettings;
+use crate::storage::Bucket;
 
 /// The page.
 const INDEX_HTML: &str = include_str!("console/index.html");
@@ -144,7 +144,7 @@ async fn queries(State(state): State<Arc<ConsoleState>>, headers: HeaderMap) -> 
     if !allowed(&state, &headers) {
         return denied();
     }
-    let list: Vec<Value> = crate::sql::BUILT_IN_QUERIES
+    let list: Vec<Value> = crate::analytics::BUILT_IN_QUERIES
         .iter()
         .map(|(name, sql)| json!({ "name": name, "sql": sql }))
         .collect();
@@ -166,13 +166,13 @@ async fn sql(
         return denied();
     }
     let result = async {
-        let context = crate::sql::session(
+        let context = crate::analytics::session(
             state.bucket.root(),
             &state.settings.delivery.file_extension,
             state.settings.athena.partition_projection_years,
         )
         .await?;
-        let result = crate::sql::run_read_only(&context, &request.sql).await?;
+        let result = crate::analytics::run_read_only(&context, &request.sql).await?;
         let columns: Vec<String> = result
             .schema
             .fields()

@@ -14,8 +14,8 @@ use chrono::{DurationRound, TimeDelta, Utc};
 use orderflow_producer::{Stats, WorkloadConfig};
 use tokio_util::sync::CancellationToken;
 
+use crate::analytics::{self, QueryResult};
 use crate::settings::PipelineSettings;
-use crate::sql::{self, QueryResult};
 use crate::twin::Twin;
 
 /// What the demo sends and how long it waits.
@@ -124,15 +124,15 @@ pub async fn run(
     }
 
     // A new session: a session lists each table's files once.
-    let context = sql::session(
+    let context = analytics::session(
         twin.bucket().root(),
         &settings.delivery.file_extension,
         settings.athena.partition_projection_years,
     )
     .await?;
     let mut queries = Vec::new();
-    for (name, text) in sql::queries(Some(&options.queries))? {
-        let result = sql::run(&context, &text)
+    for (name, text) in analytics::queries(Some(&options.queries))? {
+        let result = analytics::run(&context, &text)
             .await
             .with_context(|| format!("query {name}"))?;
         queries.push((name, result));
@@ -186,7 +186,7 @@ struct Counts {
 
 impl Counts {
     async fn of(twin: &Twin, settings: &PipelineSettings) -> Result<Self> {
-        let context = &sql::session(
+        let context = &analytics::session(
             twin.bucket().root(),
             &settings.delivery.file_extension,
             settings.athena.partition_projection_years,
@@ -194,7 +194,7 @@ impl Counts {
         .await?;
         let dynamodb = crate::dynamodb::count_items(twin.dynamodb(), &twin.endpoints.table).await?;
         let count = async |table: &str| -> Result<u64> {
-            let result = sql::run(
+            let result = analytics::run(
                 context,
                 &format!("SELECT COUNT(DISTINCT order_id) AS n FROM {table}"),
             )

@@ -20,7 +20,7 @@ use orderflow_twin::status::Status;
 use orderflow_twin::twin::{
     Endpoints, REDRIVE_ROUTE, STATUS_ROUTE, Twin, TwinOptions, endpoints_file,
 };
-use orderflow_twin::{sql, status};
+use orderflow_twin::{analytics, status};
 
 /// mimalloc: the handlers allocate many small strings and maps per record (see BENCHMARKS.md).
 #[global_allocator]
@@ -189,13 +189,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 (None, None) => bail!("give a SQL file or --sql"),
             };
             orderflow_twin::data_folder::check(&cli.data_dir)?;
-            let context = sql::session(
+            let context = analytics::session(
                 &cli.data_dir.join("bucket"),
                 &settings.delivery.file_extension,
                 settings.athena.partition_projection_years,
             )
             .await?;
-            let result = sql::run(&context, &text).await?;
+            let result = analytics::run(&context, &text).await?;
             match format {
                 Format::Table => println!("{}", result.to_table()?),
                 Format::Json => println!("{}", serde_json::to_string_pretty(&result.to_json()?)?),
@@ -379,7 +379,7 @@ async fn current_status(data_dir: &Path, settings: &PipelineSettings) -> Result<
     }
     orderflow_twin::data_folder::check(data_dir)?;
     let stream = orderflow_twin::twin::open_stream(data_dir, settings)?;
-    let bucket = orderflow_twin::bucket::Bucket::local(&data_dir.join("bucket"))?;
+    let bucket = orderflow_twin::storage::Bucket::local(&data_dir.join("bucket"))?;
     let status = status::collect(&stream, &bucket, &settings.delivery.file_extension, None).await;
     stream.close();
     status

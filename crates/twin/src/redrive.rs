@@ -22,9 +22,11 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::bucket::Bucket;
+use crate::consumer::{
+    EventRecord, FAILURE_PREFIX, StreamFunction, TWIN_RECORDS, kinesis_event_of,
+};
 use crate::delivery::Delivery;
-use crate::esm::{EventRecord, FAILURE_PREFIX, StreamFunction, TWIN_RECORDS, kinesis_event_of};
+use crate::storage::Bucket;
 
 /// What a redrive did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

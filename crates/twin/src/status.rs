@@ -14,10 +14,10 @@ use anyhow::Result;
 use orderflow_domain::Table;
 use serde::{Deserialize, Serialize};
 
-use crate::bucket::{Bucket, PutObserver, parquet_rows_of};
+use crate::consumer::{FAILURE_PREFIX, READER};
 use crate::delivery::reader_name;
-use crate::esm::{FAILURE_PREFIX, READER};
 use crate::health::Component;
+use crate::storage::{Bucket, PutObserver, parquet_rows_of};
 use crate::stream::{Stream, hash_key_range, sequence_number, shard_id};
 
 /// The whole status.

@@ -21,7 +21,7 @@ use std::thread;
 use std::time::Duration;
 
 use md5::{Digest, Md5};
-use orderflow_api::{RecordEntry, RecordResult, RecordSink, SinkError, THROUGHPUT_EXCEEDED};
+use orderflow_api::{RecordEntry, RecordResult, THROUGHPUT_EXCEEDED};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{oneshot, watch};
 
@@ -690,7 +690,7 @@ impl Stream {
     /// Arrival times never decrease along a shard's positions, so the expired records are the
     /// front run `(horizon, cut)`: a binary search over positions finds `cut`, and only the
     /// records removed and the few probed are visited, in transactions of at most
-    /// [`TRIM_CHUNK`] records per shard.
+    /// `TRIM_CHUNK` records per shard.
     pub fn trim(&self, before_ms: u64) -> Result<Trimmed, StreamError> {
         let mut done = Trimmed::default();
         for shard in 0..self.inner.shard_count {
@@ -875,19 +875,9 @@ fn commit_group(
     Ok(answers)
 }
 
-impl RecordSink for Stream {
-    async fn put_records(&self, entries: Vec<RecordEntry>) -> Result<Vec<RecordResult>, SinkError> {
-        self.append(entries).await.map_err(|error| match error {
-            StreamError::Busy(_) => SinkError::Busy {
-                retry_after: BUSY_RETRY_AFTER,
-            },
-            error => SinkError::Unavailable(error.to_string()),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use orderflow_api::{RecordSink, SinkError};
 
     use super::*;
 

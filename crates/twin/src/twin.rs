@@ -1,7 +1,6 @@
 //! Starting and stopping the whole twin: stream, API, DynamoDB, the consumer's event source
 //! mapping, the four delivery streams and retention.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,14 +16,15 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::bucket::Bucket;
+use crate::consumer::{ConsumerFunction, MappingStats, ShardMapping};
 use crate::delivery::{Delivery, Transformer, delivery_stream_name, reader_name};
 use crate::dynamodb::{self, SupervisedDynalite};
-use crate::esm::{ConsumerFunction, MappingStats, ShardMapping};
-use crate::health::{self, Health};
+use crate::health::Health;
+use crate::ingestion_api;
 use crate::limits::{Clock, ReadLimits, ReadThrottle, WriteLimits};
 use crate::settings::PipelineSettings;
 use crate::status::{self, BucketTally, Status};
+use crate::storage::Bucket;
 use crate::stream::Stream;
 
 /// The environment name of the twin's resources (`orderflow-local-…`).
@@ -136,7 +136,7 @@ impl Shared {
         // Items are counted after the checkpoints are read, so that a status showing the consumer
         // caught up also counts every item it wrote (counting first could miss the last batch).
         let checkpoints = (0..self.stream.shard_count())
-            .map(|shard| self.stream.checkpoint(crate::esm::READER, shard))
+            .map(|shard| self.stream.checkpoint(crate::consumer::READER, shard))
             .collect::<Result<Vec<_>, _>>()?;
         let mut status = status::from_counters(&self.stream, &self.tally, None)?;
         match self
@@ -316,13 +316,13 @@ impl Twin {
             api_key: api_key.clone(),
             redriving: tokio::sync::Mutex::new(()),
         });
-        let router = orderflow_api::router(
+        let router = ingestion_api::router(
             ApiConfig {
                 api_key: api_key.clone(),
                 stream_name: stream_name.clone(),
                 max_batch_orders: settings.api.max_batch_orders,
             },
-            Arc::new(stream),
+            stream,
         )
         .merge(
             axum::Router::new()
@@ -339,27 +339,8 @@ impl Twin {
                 table: table.clone(),
             },
         )));
-        let address = SocketAddr::from(([127, 0, 0, 1], options.port));
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("binding the API to {address}"))?;
-        let address = listener.local_addr()?;
-        let api_shutdown = CancellationToken::new();
-        health.up(health::API);
-        let api = {
-            let (api_shutdown, health) = (api_shutdown.clone(), health.clone());
-            tokio::spawn(async move {
-                let serve = axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { api_shutdown.cancelled().await });
-                match serve.await {
-                    Ok(()) => health.down(health::API, None),
-                    Err(error) => {
-                        tracing::error!(error = %error, "the API server failed");
-                        health.down(health::API, Some(&error.to_string()));
-                    }
-                }
-            })
-        };
+        let (address, api_shutdown, api) =
+            ingestion_api::serve(router, options.port, health.clone()).await?;
         let endpoints = Endpoints {
             pid: std::process::id(),
             api: format!("http://{address}"),

@@ -297,7 +297,7 @@ async fn kill_9_mid_run_loses_nothing_acknowledged_and_restarts_exactly() {
         at_kill.shards.iter().map(|s| s.records).sum::<u64>()
     );
     assert!(
-        lag(orderflow_twin::esm::READER) > 0,
+        lag(orderflow_twin::consumer::READER) > 0,
         "the consumer was mid-work"
     );
 

@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use orderflow_domain::{GeneratorConfig, OrderGenerator, Partition, Table};
-use orderflow_twin::columnar::RowBatchBuilder;
-use orderflow_twin::delivery::parquet_bytes;
+use orderflow_twin::analytics;
+use orderflow_twin::delivery::conversion::RowBatchBuilder;
+use orderflow_twin::delivery::conversion::parquet_bytes;
 use orderflow_twin::settings::PipelineSettings;
-use orderflow_twin::sql;
 
 /// The generator's seed and how many orders: enough that every query has ties to break and
 /// several partitions to read, small enough to read the results.
@@ -57,7 +57,7 @@ async fn every_shipped_query_gives_its_golden_result() {
     let bucket = tempfile::tempdir().unwrap();
     let extension = &settings.delivery.file_extension;
     write_bucket(bucket.path(), extension);
-    let context = sql::session(
+    let context = analytics::session(
         bucket.path(),
         extension,
         settings.athena.partition_projection_years,
@@ -65,7 +65,7 @@ async fn every_shipped_query_gives_its_golden_result() {
     .await
     .unwrap();
     let bless = std::env::var_os("ORDERFLOW_BLESS").is_some();
-    let queries = sql::queries(None).unwrap();
+    let queries = analytics::queries(None).unwrap();
     assert!(!queries.is_empty(), "sql/queries holds queries");
     let mut golden_files: Vec<String> = std::fs::read_dir(golden_dir())
         .map(|entries| {
@@ -82,7 +82,7 @@ async fn every_shipped_query_gives_its_golden_result() {
     expected_files.sort();
     let mut differences = Vec::new();
     for (name, text) in &queries {
-        let result = sql::run(&context, text)
+        let result = analytics::run(&context, text)
             .await
             .unwrap_or_else(|error| panic!("query {name}: {error:#}"));
         assert!(

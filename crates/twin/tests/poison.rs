@@ -78,7 +78,7 @@ async fn a_poison_record_ends_in_the_failure_store_and_blocks_nothing_else() {
         "RetryAttemptsExhausted"
     );
     assert_eq!(document["KinesisBatchInfo"]["batchSize"], 1);
-    let data = document[orderflow_twin::esm::TWIN_RECORDS][0]["data"]
+    let data = document[orderflow_twin::consumer::TWIN_RECORDS][0]["data"]
         .as_str()
         .unwrap();
     let stored = base64::engine::general_purpose::STANDARD

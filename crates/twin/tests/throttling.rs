@@ -159,10 +159,11 @@ async fn throttled_orders_are_re_sent_by_the_producer_and_land_once() {
     let projection_years = PipelineSettings::built_in()
         .athena
         .partition_projection_years;
-    let context = orderflow_twin::sql::session(twin.bucket().root(), ".parquet", projection_years)
-        .await
-        .unwrap();
-    let rows = orderflow_twin::sql::run(&context, "SELECT COUNT(*) AS n FROM orders")
+    let context =
+        orderflow_twin::analytics::session(twin.bucket().root(), ".parquet", projection_years)
+            .await
+            .unwrap();
+    let rows = orderflow_twin::analytics::run(&context, "SELECT COUNT(*) AS n FROM orders")
         .await
         .unwrap()
         .to_json()

@@ -31,9 +31,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use orderflow_consumer::EventRecord;
 
-use crate::bucket::Bucket;
 use crate::limits::{ReadThrottle, record_size};
 use crate::settings::ConsumerSettings;
+use crate::storage::Bucket;
 use crate::stream::{StoredRecord, Stream, position_of};
 
 /// The checkpoint name of the consumer's event source mapping.

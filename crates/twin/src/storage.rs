@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, Utc};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -170,68 +169,9 @@ fn sync_file_and_folder(file: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Fills a Firehose prefix: `{table}`, `!{partitionKeyFromLambda:KEY}`,
-/// `!{firehose:error-output-type}` and `!{timestamp:yyyy|MM|dd|HH}` (UTC).
-pub fn expand_prefix(
-    template: &str,
-    table: &str,
-    partition_keys: &[(&str, &str)],
-    error_output_type: Option<&str>,
-    time: DateTime<Utc>,
-) -> String {
-    let mut out = template.replace("{table}", table);
-    for (key, value) in partition_keys {
-        out = out.replace(&format!("!{{partitionKeyFromLambda:{key}}}"), value);
-    }
-    if let Some(kind) = error_output_type {
-        out = out.replace("!{firehose:error-output-type}", kind);
-    }
-    for (pattern, format) in [("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H")] {
-        out = out.replace(
-            &format!("!{{timestamp:{pattern}}}"),
-            &time.format(format).to_string(),
-        );
-    }
-    out
-}
-
-/// Firehose's object name: `STREAM-VERSION-yyyy-MM-dd-HH-mm-ss-UUID` plus the file extension.
-pub fn object_name(delivery_stream: &str, time: DateTime<Utc>, extension: &str) -> String {
-    format!(
-        "{delivery_stream}-1-{}-{}{extension}",
-        time.format("%Y-%m-%d-%H-%M-%S"),
-        uuid::Uuid::new_v4()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::PipelineSettings;
-
-    #[test]
-    fn prefixes_expand_like_firehose() {
-        let settings = PipelineSettings::built_in();
-        let time = "2024-06-08T23:59:59Z".parse().unwrap();
-        let keys = [("year", "2024"), ("month", "06"), ("day", "08")];
-        assert_eq!(
-            expand_prefix(&settings.delivery.prefix, "orders", &keys, None, time),
-            "orders/year=2024/month=06/day=08/"
-        );
-        assert_eq!(
-            expand_prefix(
-                &settings.delivery.error_output_prefix,
-                "orders",
-                &[],
-                Some("processing-failed"),
-                time
-            ),
-            "errors/orders/processing-failed/year=2024/month=06/day=08/"
-        );
-        let name = object_name("orderflow-local-orders", time, ".parquet");
-        assert!(name.starts_with("orderflow-local-orders-1-2024-06-08-23-59-59-"));
-        assert!(name.ends_with(".parquet"));
-    }
 
     #[tokio::test]
     async fn objects_round_trip_in_a_local_bucket() {

@@ -11,7 +11,7 @@
 //!   object on its own once it reaches the buffering size or interval; at most
 //!   [`ACTIVE_PARTITION_LIMIT`] partitions are buffered at once, and the records of a further
 //!   partition go to the error output `activePartitionExceeded`.
-//! - **Output**: Snappy Parquet under the prefix (`columnar.rs`), failed records with their
+//! - **Output**: Snappy Parquet under the prefix ([`conversion`]), failed records with their
 //!   bytes under the error prefix, one object per error output type and buffer.
 //! - **Checkpoints** move only over records whose output is written: a shard's checkpoint stops
 //!   just before its oldest record still in an unwritten buffer, so a crash re-delivers every
@@ -20,6 +20,10 @@
 //! - **Off the async workers**: the transformer, the Parquet encoding and every stream (redb)
 //!   call run on blocking threads ([`tokio::task::spawn_blocking`]), so a busy delivery never
 //!   stalls the API on the same runtime.
+
+pub mod conversion;
+mod naming;
+mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -33,10 +37,6 @@ use aws_lambda_events::event::firehose::{
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::basic::Compression;
-use datafusion::parquet::file::properties::WriterProperties;
 use orderflow_domain::Table;
 use orderflow_transformer::{RESULT_DROPPED, RESULT_OK};
 use serde_json::json;
@@ -44,11 +44,14 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::bucket::{Bucket, expand_prefix, object_name};
-use crate::columnar::RowBatchBuilder;
 use crate::limits::{ReadThrottle, record_size};
 use crate::settings::DeliverySettings;
+use crate::storage::Bucket;
 use crate::stream::{StoredRecord, Stream};
+use conversion::{RowBatchBuilder, parquet_bytes};
+use naming::{
+    PartitionKeys, expand_prefix, object_name, partition_key_names, partition_values, static_part,
+};
 
 /// Records per shard read at once.
 const READ_LIMIT: usize = 500;
@@ -1045,25 +1048,6 @@ impl Delivery {
     }
 }
 
-/// A record's dynamic partitioning keys: name and value, in the table file's order.
-type PartitionKeys = Vec<(&'static str, String)>;
-
-/// The names of the keys the transformers partition by: the table file's partition keys
-/// (`sql/tables.json`; `crates/infra-tests/tests/tofu.rs` ties the transformers to them).
-fn partition_key_names() -> impl Iterator<Item = &'static str> {
-    orderflow_domain::table_file()
-        .partition_keys
-        .iter()
-        .map(|column| column.name.as_str())
-}
-
-/// The transformer's partition keys for a record, or `None` if one is missing.
-fn partition_values(keys: &std::collections::HashMap<String, String>) -> Option<PartitionKeys> {
-    partition_key_names()
-        .map(|name| keys.get(name).map(|value| (name, value.clone())))
-        .collect()
-}
-
 /// The keys as the error record's `partitionKeys` object.
 fn keys_json(keys: &PartitionKeys) -> serde_json::Value {
     serde_json::Value::Object(
@@ -1088,27 +1072,6 @@ impl Delivery {
             arrival,
         )
     }
-}
-
-/// The folders of a prefix before the one holding its first unexpanded placeholder (`!{...}`):
-/// `errors/orders/processing-failed/` of `errors/orders/processing-failed/year=!{...}/`.
-fn static_part(prefix: &str) -> &str {
-    let end = prefix.find("!{").unwrap_or(prefix.len());
-    prefix[..end]
-        .rfind('/')
-        .map_or("", |slash| &prefix[..=slash])
-}
-
-/// A Snappy-compressed Parquet file holding `batch`.
-pub fn parquet_bytes(batch: &RecordBatch) -> Result<Vec<u8>> {
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_created_by(concat!("orderflow-twin ", env!("CARGO_PKG_VERSION")).to_owned())
-        .build();
-    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(properties))
-        .context("starting a Parquet file")?;
-    writer.write(batch).context("writing Parquet rows")?;
-    writer.into_inner().context("finishing a Parquet file")
 }
 
 /// Firehose's record id for a Kinesis-sourced record.

@@ -23,7 +23,7 @@ use datafusion::datasource::listing::{
 use datafusion::prelude::{SessionConfig, SessionContext};
 use orderflow_domain::{Table, table_file};
 
-use crate::columnar::table_schema;
+use crate::delivery::conversion::table_schema;
 use crate::settings::YearRange;
 
 /// The schema holding the raw listing tables (every folder of the bucket).
@@ -237,8 +237,8 @@ pub fn queries(dir: Option<&Path>) -> Result<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::columnar::RowBatchBuilder;
-    use crate::delivery::parquet_bytes;
+    use crate::delivery::conversion::RowBatchBuilder;
+    use crate::delivery::conversion::parquet_bytes;
     use orderflow_domain::{GeneratorConfig, OrderGenerator};
 
     /// Issue 11, item 10: Athena's partition projection hides folders outside its ranges (years
