@@ -23,12 +23,13 @@ use crate::health::{DYNAMODB, Health};
 /// The environment variable naming a `node_modules` folder that holds dynalite.
 pub const NODE_MODULES_ENV: &str = "ORDERFLOW_NODE_MODULES";
 
-/// Starts dynalite on the loopback port given (0: a free one), prints `{"port": N}` when
+/// Starts dynalite on the loopback port given (0: a free one), its LevelDB files under `path`
+/// (empty: in memory), prints `{"port": N}` when
 /// listening, and exits when its parent (the twin) is gone, even after `kill -9`.
 const LAUNCHER: &str = r#"
 const [modules, path, port] = process.argv.slice(1);
 const dynalite = require(require('path').join(modules, 'dynalite'));
-const server = dynalite({ path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+const server = dynalite({ path: path || undefined, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
 server.on('error', (error) => { process.stderr.write(String(error) + '\n'); process.exit(1); });
 server.listen(Number(port), '127.0.0.1', () => {
   process.stdout.write(JSON.stringify({ port: server.address().port }) + '\n');
@@ -62,7 +63,7 @@ impl Dynalite {
         // be held until then.
         let mut last_error = None;
         for _ in 0..20 {
-            match Self::try_start(&modules, path, 0).await {
+            match Self::try_start(&modules, Some(path), 0).await {
                 Ok(dynalite) => return Ok(dynalite),
                 Err(error) => {
                     last_error = Some(error);
@@ -73,12 +74,18 @@ impl Dynalite {
         Err(last_error.expect("tried"))
     }
 
-    async fn try_start(modules: &Path, path: &Path, port: u16) -> Result<Self> {
+    /// Starts dynalite in memory (nothing on disk, gone when it stops), on a free port: for tests,
+    /// benchmarks and the smoke test.
+    pub async fn in_memory() -> Result<Self> {
+        Self::try_start(&find_node_modules()?, None, 0).await
+    }
+
+    async fn try_start(modules: &Path, path: Option<&Path>, port: u16) -> Result<Self> {
         let mut child = Command::new("node")
             .arg("-e")
             .arg(LAUNCHER)
             .arg(modules)
-            .arg(path)
+            .arg(path.map_or_else(Default::default, Path::as_os_str))
             .arg(port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -240,7 +247,7 @@ async fn watch(
         dynalite = loop {
             let started = tokio::select! {
                 () = stop.cancelled() => None,
-                () = tokio::time::sleep(pause) => Some(Dynalite::try_start(&modules, &path, port).await),
+                () = tokio::time::sleep(pause) => Some(Dynalite::try_start(&modules, Some(&path), port).await),
             };
             match started {
                 None => {

@@ -5,6 +5,8 @@
 //!   accepted order is in DynamoDB and in Parquet, runs `sql/queries/`, prints the results.
 //! - `orderflow query FILE.sql | --sql "..."`: SQL over the twin's Parquet tables.
 //! - `orderflow status`: where every record is.
+//! - `orderflow dynamodb`: only DynamoDB's stand-in (dynalite, in memory), for tests, benchmarks
+//!   and the Lambda smoke test.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -116,6 +118,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run only DynamoDB's stand-in: dynalite in memory (nothing is kept), until Ctrl-C or until
+    /// standard input closes. Prints `{"endpoint": "http://127.0.0.1:PORT"}` once it listens.
+    Dynamodb,
     /// Send failed records through the pipeline again (the running twin's failure store through
     /// the consumer, each table's Firehose error output through its transformer); exits 1 if
     /// some still fail.
@@ -203,6 +208,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Dynamodb => dynamodb_only().await,
         Command::Redrive { json } => {
             let report = redrive(&cli.data_dir).await?;
             if json {
@@ -226,6 +232,25 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `orderflow dynamodb`: dynalite in memory until Ctrl-C or the end of standard input (a parent
+/// that holds the pipe stops it by closing it).
+async fn dynamodb_only() -> Result<ExitCode> {
+    let dynalite = orderflow_twin::dynamodb::Dynalite::in_memory().await?;
+    println!("{}", serde_json::json!({ "endpoint": dynalite.endpoint }));
+    let (closed, stdin_closed) = tokio::sync::oneshot::channel::<()>();
+    // A plain thread: a blocking read of standard input must not hold up the runtime's exit.
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        let _ = closed.send(());
+    });
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = stdin_closed => {}
+    }
+    dynalite.stop().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn options(

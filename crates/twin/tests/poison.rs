@@ -10,14 +10,15 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use orderflow_domain::{GeneratorConfig, OrderGenerator};
-use support::dynamodb_faults::{self, Dynalite, FaultProxy, Faults};
+use orderflow_twin::dynamodb::Dynalite;
+use support::dynamodb_faults::{self, FaultProxy, Faults};
 use support::{TwinProcess, settings_file, temp_dir};
 
 const POISON_CUSTOMER: &str = "poison-customer";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_record_ends_in_the_failure_store_and_blocks_nothing_else() {
-    let dynalite = Dynalite::start();
+    let dynalite = Dynalite::in_memory().await.unwrap();
     let proxy = FaultProxy::start(
         &dynalite.endpoint,
         Faults {
@@ -90,7 +91,7 @@ async fn a_poison_record_ends_in_the_failure_store_and_blocks_nothing_else() {
 
     // Every other order is in DynamoDB; the poison one is not.
     let items = dynamodb_faults::scan_all(
-        &dynamodb_faults::client(&dynalite.endpoint),
+        &orderflow_twin::dynamodb::client(&dynalite.endpoint),
         &twin.endpoints.table,
     )
     .await;

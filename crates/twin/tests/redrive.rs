@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use orderflow_domain::{GeneratorConfig, OrderGenerator};
-use support::dynamodb_faults::{Dynalite, FaultProxy, Faults};
+use orderflow_twin::dynamodb::Dynalite;
+use support::dynamodb_faults::{FaultProxy, Faults};
 use support::{TwinProcess, settings_file, temp_dir};
 
 fn redrive(data: &std::path::Path) -> (bool, serde_json::Value) {
@@ -26,7 +27,7 @@ fn redrive(data: &std::path::Path) -> (bool, serde_json::Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_batch_is_redriven_once_the_fault_is_gone() {
-    let dynalite = Dynalite::start();
+    let dynalite = Dynalite::in_memory().await.unwrap();
     let proxy = FaultProxy::start(
         &dynalite.endpoint,
         Faults {

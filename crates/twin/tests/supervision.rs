@@ -14,8 +14,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use orderflow_domain::{GeneratorConfig, Order, OrderGenerator};
+use orderflow_twin::dynamodb::Dynalite;
 use orderflow_twin::health::{DYNAMODB, State};
-use support::dynamodb_faults::{Dynalite, FaultProxy, Faults};
+use support::dynamodb_faults::{FaultProxy, Faults};
 use support::{TwinProcess, processes_mentioning, settings_file, temp_dir};
 
 /// Sends `orders` to the batch route, 100 a request; every one must be acknowledged.
@@ -143,7 +144,7 @@ async fn a_killed_dynalite_is_restarted_and_nothing_is_lost() {
 async fn ctrl_c_abandons_a_stuck_invocation_which_is_delivered_again() {
     // Every put of one customer is throttled: the consumer's write loop keeps retrying it until
     // the function's timeout (60 s, as deployed).
-    let dynalite = Dynalite::start();
+    let dynalite = Dynalite::in_memory().await.unwrap();
     let proxy = FaultProxy::start(
         &dynalite.endpoint,
         Faults {

@@ -6,7 +6,6 @@
 
 use std::collections::VecDeque;
 use std::io::{Cursor, Read};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -192,11 +191,7 @@ fn invoke(
     Ok(replies.into_iter().map(|(_, reply)| reply).collect())
 }
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// dynalite from the committed npm lockfile, in memory (no `--path`), killed on drop.
+/// The twin's DynamoDB stand-in (`orderflow dynamodb`: dynalite in memory), stopped on drop.
 pub(crate) struct Dynalite {
     child: Child,
     /// `http://127.0.0.1:<port>`.
@@ -205,46 +200,45 @@ pub(crate) struct Dynalite {
 
 impl Drop for Dynalite {
     fn drop(&mut self) {
+        // Closing its standard input stops it; a kill if it has not stopped in 5 s.
+        drop(self.child.stdin.take());
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
 impl Dynalite {
+    /// Builds the twin (the demo's build, so usually nothing to do) and starts its dynalite.
     pub(crate) fn start(root: &Path) -> Result<Dynalite> {
-        // The twin's variable (`nix flake check` and the dev shell set it), else the clone's.
-        let modules = std::env::var_os("ORDERFLOW_NODE_MODULES")
-            .map_or_else(|| root.join("node_modules"), PathBuf::from);
-        let cli = modules.join("dynalite/cli.js");
-        ensure!(
-            cli.exists(),
-            "{} is missing: run `npm ci` (cargo xtask test does) or set ORDERFLOW_NODE_MODULES",
-            cli.display()
-        );
-        let port = free_port()?;
-        let child = Command::new("node")
-            .arg(cli)
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--createTableMs",
-                "0",
-            ])
-            .stdout(Stdio::null())
+        let twin = crate::build_twin()?;
+        let mut child = Command::new(&twin)
+            .arg("dynamodb")
+            .current_dir(root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
             .spawn()
-            .context("starting dynalite")?;
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            ensure!(
-                started.elapsed() < Duration::from_secs(20),
-                "dynalite did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(Dynalite { child, endpoint })
+            .with_context(|| format!("starting {} dynamodb", twin.display()))?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("piped")),
+            &mut line,
+        )?;
+        let endpoint = serde_json::from_str::<Value>(&line)
+            .ok()
+            .and_then(|v| v["endpoint"].as_str().map(str::to_owned));
+        let mut dynalite = Dynalite {
+            child,
+            endpoint: String::new(),
+        };
+        dynalite.endpoint = endpoint.context("`orderflow dynamodb` did not start")?;
+        Ok(dynalite)
     }
 
     /// Creates an orders table (`customer_id`, `order_id`) named `table`, on demand.

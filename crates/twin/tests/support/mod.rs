@@ -10,11 +10,15 @@ use std::time::{Duration, Instant};
 use orderflow_twin::status::Status;
 use orderflow_twin::twin::{Endpoints, STATUS_ROUTE, endpoints_file};
 
-/// The consumer tests' dynalite, fault-injecting DynamoDB proxy and table helpers.
-#[path = "../../../consumer/tests/support/mod.rs"]
 pub mod dynamodb_faults;
 
-pub use dynamodb_faults::repo_root;
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
 
 /// A fixed workload: `customers` customers, orders over the 30 days before 2024-06-08, a share
 /// `invalid_ratio` of them invalid; the same orders on every run.

@@ -1,5 +1,6 @@
-//! The consumer against a real DynamoDB API (dynalite), directly and through a fault-injecting
-//! proxy (throttling, 500s), and replays that must never overwrite a newer version.
+//! The consumer against a real DynamoDB API (the twin's dynalite, in memory), directly and through
+//! a fault-injecting proxy (throttling, 500s), and replays that must never overwrite a newer
+//! version. (The consumer's own tests need no server; these live beside the twin's stand-ins.)
 
 mod support;
 
@@ -10,9 +11,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, TimeZone, Utc};
 use orderflow_consumer::{WritePolicy, handle_batch};
 use orderflow_domain::{GeneratorConfig, Order, OrderGenerator, Provenance, order_item};
-use support::{
-    Dynalite, FaultProxy, Faults, RecordSpec, client, create_orders_table, kinesis_event, scan_all,
-    sequence_number,
+use orderflow_twin::dynamodb::{Dynalite, client, ensure_table};
+use support::dynamodb_faults::{
+    FaultProxy, Faults, RecordSpec, kinesis_event, scan_all, sequence_number,
 };
 use tokio::time::Instant;
 
@@ -55,9 +56,9 @@ fn soon(seconds: u64) -> Instant {
 
 #[tokio::test]
 async fn a_thousand_records_land_with_exact_values_and_types() {
-    let dynalite = Dynalite::start();
+    let dynalite = Dynalite::in_memory().await.unwrap();
     let db = client(&dynalite.endpoint);
-    create_orders_table(&db, TABLE).await;
+    ensure_table(&db, TABLE).await.unwrap();
     let orders = orders(1_000, 1, 1_000_000);
     let event = kinesis_event(&specs(&orders));
 
@@ -105,9 +106,9 @@ async fn a_thousand_records_land_with_exact_values_and_types() {
 
 #[tokio::test]
 async fn duplicate_keys_collapse_to_the_highest_sequence_number() {
-    let dynalite = Dynalite::start();
+    let dynalite = Dynalite::in_memory().await.unwrap();
     let db = client(&dynalite.endpoint);
-    create_orders_table(&db, TABLE).await;
+    ensure_table(&db, TABLE).await.unwrap();
     let mut base = orders(1, 2, 10).remove(0);
     let mut records = Vec::new();
     // Sequence numbers deliberately out of order in the batch: 10, 30 (paid), 20.
@@ -138,9 +139,9 @@ async fn duplicate_keys_collapse_to_the_highest_sequence_number() {
 
 #[tokio::test]
 async fn invalid_records_are_skipped_and_counted_never_failed() {
-    let dynalite = Dynalite::start();
+    let dynalite = Dynalite::in_memory().await.unwrap();
     let db = client(&dynalite.endpoint);
-    create_orders_table(&db, TABLE).await;
+    ensure_table(&db, TABLE).await.unwrap();
     let good = orders(3, 3, 100);
     let legacy = String::from_utf8(good[2].to_json())
         .unwrap()
@@ -202,7 +203,7 @@ async fn invalid_records_are_skipped_and_counted_never_failed() {
 
 #[tokio::test]
 async fn throttling_and_errors_are_retried_until_everything_lands() {
-    let dynalite = Dynalite::start();
+    let dynalite = Dynalite::in_memory().await.unwrap();
     let proxy = FaultProxy::start(
         &dynalite.endpoint,
         Faults {
@@ -213,7 +214,7 @@ async fn throttling_and_errors_are_retried_until_everything_lands() {
     )
     .await;
     let db = client(&proxy.endpoint);
-    create_orders_table(&db, TABLE).await;
+    ensure_table(&db, TABLE).await.unwrap();
     let orders = orders(500, 4, 1_000_000);
     let event = kinesis_event(&specs(&orders));
 
@@ -270,7 +271,7 @@ async fn a_refused_connection_gives_the_batch_back_at_once() {
 
 #[tokio::test]
 async fn when_time_runs_out_exactly_the_unwritten_records_are_reported() {
-    let dynalite = Dynalite::start();
+    let dynalite = Dynalite::in_memory().await.unwrap();
     let orders = orders(200, 5, 40);
     let poisoned: HashSet<String> = orders
         .iter()
@@ -287,7 +288,7 @@ async fn when_time_runs_out_exactly_the_unwritten_records_are_reported() {
     )
     .await;
     let db = client(&proxy.endpoint);
-    create_orders_table(&db, TABLE).await;
+    ensure_table(&db, TABLE).await.unwrap();
     let event = kinesis_event(&specs(&orders));
     // Sequence numbers of every record whose customer can never be written.
     let expected: HashSet<String> = orders
@@ -338,9 +339,9 @@ async fn when_time_runs_out_exactly_the_unwritten_records_are_reported() {
 /// text ("1000" is newer than "999").
 #[tokio::test]
 async fn a_replayed_older_record_never_overwrites_a_newer_version() {
-    let dynalite = Dynalite::start();
+    let dynalite = Dynalite::in_memory().await.unwrap();
     let db = client(&dynalite.endpoint);
-    create_orders_table(&db, TABLE).await;
+    ensure_table(&db, TABLE).await.unwrap();
     let order = orders(1, 9, 10).remove(0);
     let with_status = |status: &str| {
         let mut value: serde_json::Value = serde_json::from_slice(&order.to_json()).unwrap();

@@ -1,135 +1,18 @@
-//! Test support: a real dynalite server, a fault-injecting DynamoDB proxy, Kinesis events built in
-//! Lambda's wire format.
+//! Test support: a fault-injecting DynamoDB proxy in front of the twin's dynalite
+//! ([`orderflow_twin::dynamodb::Dynalite`]), table readers, Kinesis events built in Lambda's wire
+//! format.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::{HashMap, HashSet};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A dynalite server (in memory) on a free loopback port, killed on drop.
-pub struct Dynalite {
-    child: Child,
-    pub endpoint: String,
-}
-
-impl Dynalite {
-    pub fn start() -> Dynalite {
-        let cli = repo_root().join("node_modules/dynalite/cli.js");
-        assert!(
-            cli.exists(),
-            "{} is missing: run `npm ci` in the repository root (the test command does)",
-            cli.display()
-        );
-        let port = free_port();
-        let child = Command::new("node")
-            .arg(&cli)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args([
-                "--createTableMs",
-                "0",
-                "--deleteTableMs",
-                "0",
-                "--updateTableMs",
-                "0",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node starts dynalite");
-        let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let started = Instant::now();
-        while TcpStream::connect(address).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "dynalite did not open port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Dynalite {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Dynalite {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// An SDK client for a local endpoint.
-pub fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    // The consumer's settings (no SDK retries: its write loop retries).
-    let config = orderflow_consumer::client_config(aws_sdk_dynamodb::Config::builder())
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
-}
-
-/// Creates the orders table (pk `customer_id`, sk `order_id`).
-pub async fn create_orders_table(client: &aws_sdk_dynamodb::Client, table: &str) {
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    client
-        .create_table()
-        .table_name(table)
-        .key_schema(key("customer_id", KeyType::Hash))
-        .key_schema(key("order_id", KeyType::Range))
-        .attribute_definitions(attribute("customer_id"))
-        .attribute_definitions(attribute("order_id"))
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("create table");
-}
 
 /// Every item of a table, keyed by `(customer_id, order_id)`.
 pub async fn scan_all(
