@@ -15,7 +15,7 @@
 pub mod api;
 pub mod columnar;
 pub mod consumer;
-pub mod frame;
+pub use orderflow_fuzz_frame as frame;
 pub mod parse_order;
 pub mod transformers;
 

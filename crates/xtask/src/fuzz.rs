@@ -22,9 +22,7 @@ use base64::Engine;
 use orderflow_domain::{GeneratorConfig, ORDER_SCHEMA_JSON, OrderGenerator, Table};
 use serde_json::{Value, json};
 
-#[allow(unreachable_pub, dead_code)]
-#[path = "../../fuzz/src/frame.rs"]
-mod frame;
+use orderflow_fuzz_frame as frame;
 
 /// Every fuzz target, in the order they run.
 pub(crate) const TARGETS: [&str; 5] =

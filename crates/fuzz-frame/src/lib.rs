@@ -1,5 +1,5 @@
-//! How a fuzz input is cut into the parts a target needs. Shared by the fuzz targets and by
-//! `cargo xtask fuzz`, which writes the seed corpora in this format (it includes this file).
+//! How a fuzz input is cut into the parts a target needs. Shared by the fuzz targets
+//! (`crates/fuzz`) and by `cargo xtask fuzz`, which writes the seed corpora in this format.
 //!
 //! - [`split_control`]: one control byte, then the payload (the API and columnar targets).
 //! - [`records`]: records separated by [`SEPARATOR`], each one control byte then its data (the
@@ -7,7 +7,7 @@
 //!   record's bytes as they are, so libFuzzer mutates the order JSON itself, not an encoding of
 //!   it, while the envelope around it stays valid.
 //!
-//! Std only: this file is compiled into xtask as well.
+//! Std only, so xtask depends on it without the fuzz targets' dependencies.
 
 /// Separates records in [`records`]; UTF-8 text never contains it, so an order's JSON never
 /// needs escaping in a seed.
