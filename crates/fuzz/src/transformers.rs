@@ -10,49 +10,45 @@ use std::collections::HashMap;
 
 use aws_lambda_events::event::firehose::KinesisFirehoseEvent;
 use aws_lambda_events::event::firehose::KinesisFirehoseResponse;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use orderflow_domain::{Partition, Table, parse_order};
 use orderflow_transformer::{
-    FirehoseEvent, RESULT_DROPPED, RESULT_OK, RESULT_PROCESSING_FAILED, handle_json, transform,
+    FirehoseEvent, RESULT_DROPPED, RESULT_OK, RESULT_PROCESSING_FAILED, event_json, handle_json,
+    transform,
 };
 use orderflow_twin::delivery::conversion::{ConversionError, Mismatch, RowBatchBuilder};
-use serde_json::json;
 
 use crate::frame;
 
 /// The event's JSON: one record per input record, with distinct record ids.
-fn event_json(input: &[u8]) -> String {
-    let records: Vec<serde_json::Value> = frame::records(input)
-        .iter()
-        .enumerate()
-        .map(|(index, record)| {
+fn firehose_event_of(input: &[u8]) -> Vec<u8> {
+    let records = frame::records(input);
+    let ids: Vec<(String, String, String)> = (0..records.len())
+        .map(|index| {
             let sequence = format!("4959033827149025660855969253836157109592{index:016}");
-            let mut json = json!({
-                "recordId": format!("{sequence}{:03}{index:012}", record.control),
-                "approximateArrivalTimestamp": 1_717_848_000_000u64 + index as u64,
-                "data": BASE64.encode(record.data),
-            });
-            if record.control & 0x80 == 0 {
-                json["kinesisRecordMetadata"] = json!({
-                    "sequenceNumber": sequence,
-                    "subsequenceNumber": 0,
-                    "partitionKey": format!("customer-{index}"),
-                    "shardId": "shardId-000000000000",
-                    "approximateArrivalTimestamp": 1_717_848_000_000u64 + index as u64,
-                });
-            }
-            json
+            let record_id = format!("{sequence}{:03}{index:012}", records[index].control);
+            (sequence, record_id, format!("customer-{index}"))
         })
         .collect();
-    json!({
-        "invocationId": "00000000-0000-4000-8000-000000000000",
-        "deliveryStreamArn": "arn:aws:firehose:us-east-1:000000000000:deliverystream/orders",
-        "sourceKinesisStreamArn": "arn:aws:kinesis:us-east-1:000000000000:stream/orders",
-        "region": "us-east-1",
-        "records": records,
-    })
-    .to_string()
+    event_json::firehose_event(
+        &event_json::EventSource {
+            delivery_stream_arn: "arn:aws:firehose:us-east-1:000000000000:deliverystream/orders",
+            source_kinesis_stream_arn: Some("arn:aws:kinesis:us-east-1:000000000000:stream/orders"),
+            region: "us-east-1",
+        },
+        "00000000-0000-4000-8000-000000000000",
+        records.iter().zip(&ids).enumerate().map(
+            |(index, (record, (sequence, record_id, partition_key)))| event_json::EventRecord {
+                record_id,
+                data: record.data,
+                arrival_ms: 1_717_848_000_000 + index as u64,
+                kinesis: (record.control & 0x80 == 0).then_some(event_json::KinesisMetadata {
+                    sequence_number: sequence,
+                    partition_key,
+                    shard_id: "shardId-000000000000",
+                }),
+            },
+        ),
+    )
 }
 
 /// The transformers' contract (`docs/design.md` section 5), for each of the four tables:
@@ -72,11 +68,11 @@ fn event_json(input: &[u8]) -> String {
 ///   exactly `response_bytes` bytes (compared as values: `partitionKeys` is a `HashMap`, whose
 ///   order differs between two maps of the same keys).
 pub fn check(input: &[u8]) {
-    let json = event_json(input);
+    let json = firehose_event_of(input);
     let event: KinesisFirehoseEvent =
-        serde_json::from_str(&json).expect("a valid Firehose event decodes");
+        serde_json::from_slice(&json).expect("a valid Firehose event decodes");
     let own_event: FirehoseEvent =
-        serde_json::from_str(&json).expect("the transformer's own event type decodes it too");
+        serde_json::from_slice(&json).expect("the transformer's own event type decodes it too");
     let orders: Vec<_> = event
         .records
         .iter()

@@ -17,6 +17,7 @@
 //! ([`ResponseTooLarge`]) and Firehose retries it, then writes the records to the error prefix.
 
 mod event;
+pub mod event_json;
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -435,26 +436,35 @@ pub fn handle_json(event: &FirehoseEvent, table: Table) -> Result<ResponseJson, 
 /// the benchmarks and `cargo xtask lambda-bench` (feature `generator`).
 #[cfg(feature = "generator")]
 pub fn sample_event(limit: usize) -> (Vec<u8>, usize) {
-    use base64::Engine;
     use orderflow_domain::{GeneratorConfig, OrderGenerator};
+    let source = event_json::EventSource {
+        delivery_stream_arn: "arn:aws:firehose:us-east-1:123456789012:deliverystream/orders",
+        source_kinesis_stream_arn: None,
+        region: "us-east-1",
+    };
     let mut generator = OrderGenerator::new(GeneratorConfig::fixed(42));
-    let mut out = br#"{"invocationId":"bench","deliveryStreamArn":"arn:aws:firehose:us-east-1:123456789012:deliverystream/orders","region":"us-east-1","records":["#.to_vec();
+    let (mut out, tail) = event_json::event_envelope(&source, "bench");
     let mut count = 0;
     loop {
-        let record = format!(
-            r#"{{"recordId":"49546986683135544286507457936321625675700192471156785154{count:06}","approximateArrivalTimestamp":1717848000000,"data":"{}"}}"#,
-            base64::engine::general_purpose::STANDARD.encode(generator.next_order().to_json())
-        );
-        if out.len() + record.len() + 3 > limit {
+        let record_id =
+            format!("49546986683135544286507457936321625675700192471156785154{count:06}");
+        let data = generator.next_order().to_json();
+        let record = event_json::event_record(&event_json::EventRecord {
+            record_id: &record_id,
+            data: &data,
+            arrival_ms: 1_717_848_000_000,
+            kinesis: None,
+        });
+        if out.len() + record.len() + 1 + tail.len() > limit {
             break;
         }
         if count > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(record.as_bytes());
+        out.extend_from_slice(&record);
         count += 1;
     }
-    out.extend_from_slice(b"]}");
+    out.extend_from_slice(&tail);
     (out, count)
 }
 

@@ -311,14 +311,25 @@ fn kinesis_event(records: &[(&str, Vec<u8>)]) -> Vec<u8> {
 }
 
 fn firehose_event(records: &[Vec<u8>]) -> Vec<u8> {
-    let records: Vec<Value> = records
-        .iter()
-        .enumerate()
-        .map(|(n, data)| json!({"recordId": format!("record-{n}"), "approximateArrivalTimestamp": 1717848000000u64, "data": B64.encode(data)}))
-        .collect();
-    json!({"invocationId": "smoke", "deliveryStreamArn": "arn:aws:firehose:us-east-1:123456789012:deliverystream/x", "region": "us-east-1", "records": records})
-        .to_string()
-        .into_bytes()
+    use orderflow_transformer::event_json::{EventRecord, EventSource, firehose_event};
+    let record_ids: Vec<String> = (0..records.len()).map(|n| format!("record-{n}")).collect();
+    firehose_event(
+        &EventSource {
+            delivery_stream_arn: "arn:aws:firehose:us-east-1:123456789012:deliverystream/x",
+            source_kinesis_stream_arn: None,
+            region: "us-east-1",
+        },
+        "smoke",
+        records
+            .iter()
+            .zip(&record_ids)
+            .map(|(data, record_id)| EventRecord {
+                record_id,
+                data,
+                arrival_ms: 1_717_848_000_000,
+                kinesis: None,
+            }),
+    )
 }
 
 /// Extracts each zip's `bootstrap` into `dir/<name>/bootstrap`.

@@ -38,7 +38,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use orderflow_domain::Table;
-use orderflow_transformer::{RESULT_DROPPED, RESULT_OK};
+use orderflow_transformer::{RESULT_DROPPED, RESULT_OK, event_json};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -471,24 +471,9 @@ impl Delivery {
     /// as many records as fit. A record too large for an event on its own is returned apart
     /// (never sent: Lambda would refuse the invocation).
     fn events(&self, records: &[StoredRecord], limit: usize) -> (Vec<Event>, Vec<usize>) {
-        let arn = self.stream.arn();
         // Each record's JSON once; an event is its envelope with those entries spliced in.
-        let entries: Vec<Vec<u8>> = records
-            .iter()
-            .map(|record| serde_json::to_vec(&event_record(record)).expect("JSON serialises"))
-            .collect();
-        let envelope = || {
-            let invocation = uuid::Uuid::new_v4().to_string();
-            let empty = firehose_event(&self.name, &arn, &invocation, Vec::new());
-            let text = serde_json::to_vec(&empty).expect("a JSON value serialises");
-            let open = br#""records":["#;
-            let at = text
-                .windows(open.len())
-                .position(|window| window == open)
-                .expect("the event has a records array")
-                + open.len();
-            (text[..at].to_vec(), text[at..].to_vec())
-        };
+        let entries: Vec<Vec<u8>> = records.iter().map(event_record).collect();
+        let envelope = || self.event_envelope();
         let (head, tail) = envelope();
         // Every envelope has the same length (a UUID is always 36 characters).
         let base = head.len() + tail.len();
@@ -1003,24 +988,25 @@ impl Delivery {
 
     /// The transformer's answer for records given again (data and arrival time), per record.
     fn transform_again(&self, records: &[(&[u8], u64)]) -> Vec<Again> {
-        let entries: Vec<serde_json::Value> = records
-            .iter()
-            .enumerate()
-            .map(|(index, (data, arrival_ms))| {
-                json!({
-                    "recordId": format!("redrive-{index}"),
-                    "approximateArrivalTimestamp": arrival_ms,
-                    "data": BASE64.encode(data),
-                })
-            })
+        let record_ids: Vec<String> = (0..records.len())
+            .map(|index| format!("redrive-{index}"))
             .collect();
-        let event = firehose_event(
-            &self.name,
-            &self.stream.arn(),
-            &uuid::Uuid::new_v4().to_string(),
-            entries,
-        );
-        let Ok(event) = serde_json::from_value::<KinesisFirehoseEvent>(event) else {
+        let json = self.with_event_source(|source| {
+            event_json::firehose_event(
+                source,
+                &uuid::Uuid::new_v4().to_string(),
+                records
+                    .iter()
+                    .zip(&record_ids)
+                    .map(|((data, arrival_ms), record_id)| event_json::EventRecord {
+                        record_id,
+                        data,
+                        arrival_ms: *arrival_ms,
+                        kinesis: None,
+                    }),
+            )
+        });
+        let Ok(event) = serde_json::from_slice::<KinesisFirehoseEvent>(&json) else {
             return records.iter().map(|_| Again::Failed).collect();
         };
         let response = self.transform.invoke(&event);
@@ -1080,35 +1066,48 @@ fn record_id(record: &StoredRecord) -> String {
 }
 
 /// One record of the transformer's event, as Firehose sends it for a Kinesis source.
-fn event_record(record: &StoredRecord) -> serde_json::Value {
-    json!({
-        "recordId": record_id(record),
-        "approximateArrivalTimestamp": record.arrival_ms,
-        "data": BASE64.encode(&record.data),
-        "kinesisRecordMetadata": {
-            "sequenceNumber": record.sequence_number(),
-            "subsequenceNumber": 0,
-            "partitionKey": record.partition_key,
-            "shardId": record.shard_id(),
-            "approximateArrivalTimestamp": record.arrival_ms,
-        },
+fn event_record(record: &StoredRecord) -> Vec<u8> {
+    let (record_id, sequence_number, shard_id) = (
+        record_id(record),
+        record.sequence_number(),
+        record.shard_id(),
+    );
+    event_json::event_record(&event_json::EventRecord {
+        record_id: &record_id,
+        data: &record.data,
+        arrival_ms: record.arrival_ms,
+        kinesis: Some(event_json::KinesisMetadata {
+            sequence_number: &sequence_number,
+            partition_key: &record.partition_key,
+            shard_id: &shard_id,
+        }),
     })
 }
 
-/// The transformer's event, in the JSON Firehose sends for a Kinesis source.
-fn firehose_event(
-    name: &str,
-    stream_arn: &str,
-    invocation_id: &str,
-    records: Vec<serde_json::Value>,
-) -> serde_json::Value {
-    json!({
-        "invocationId": invocation_id,
-        "deliveryStreamArn": format!("arn:aws:firehose:us-east-1:000000000000:deliverystream/{name}"),
-        "sourceKinesisStreamArn": stream_arn,
-        "region": "us-east-1",
-        "records": records,
-    })
+impl Delivery {
+    /// `f` with where this delivery stream's transformer events come from.
+    fn with_event_source<T>(&self, f: impl FnOnce(&event_json::EventSource<'_>) -> T) -> T {
+        let (delivery_stream_arn, stream_arn) = (
+            format!(
+                "arn:aws:firehose:us-east-1:{}:deliverystream/{}",
+                crate::stream::ACCOUNT,
+                self.name
+            ),
+            self.stream.arn(),
+        );
+        f(&event_json::EventSource {
+            delivery_stream_arn: &delivery_stream_arn,
+            source_kinesis_stream_arn: Some(&stream_arn),
+            region: "us-east-1",
+        })
+    }
+
+    /// The JSON of a transformer event around its records (a new invocation id each time).
+    fn event_envelope(&self) -> (Vec<u8>, Vec<u8>) {
+        self.with_event_source(|source| {
+            event_json::event_envelope(source, &uuid::Uuid::new_v4().to_string())
+        })
+    }
 }
 
 fn now_ms() -> u64 {
@@ -1248,13 +1247,19 @@ pub(crate) mod tests {
         let failed_key = "errors/orders/processing-failed/year=2024/month=06/day=08/x-1";
         bucket.put(failed_key, failed).await.unwrap();
         // activePartitionExceeded: a transformed row and its partition keys.
-        let event = serde_json::from_value::<KinesisFirehoseEvent>(firehose_event(
-            "orders",
-            &stream.arn(),
-            "id",
-            vec![json!({"recordId": "r", "approximateArrivalTimestamp": 0, "data": BASE64.encode(&orders[1].data)})],
-        ))
-        .unwrap();
+        let json = delivery.with_event_source(|source| {
+            event_json::firehose_event(
+                source,
+                "id",
+                [event_json::EventRecord {
+                    record_id: "r",
+                    data: &orders[1].data,
+                    arrival_ms: 0,
+                    kinesis: None,
+                }],
+            )
+        });
+        let event = serde_json::from_slice::<KinesisFirehoseEvent>(&json).unwrap();
         let answer = delivery.transform.invoke(&event).records.remove(0);
         let keys = &answer.metadata.partition_keys;
         let exceeded = line(
