@@ -202,16 +202,18 @@ fn node_packages() -> Result<()> {
 /// which its own tests turn on. `cargo xtask test` after `cargo xtask demo` (or the other way
 /// round) then reuses every dependency the first built (issue 12 item 8; the unit graphs of the
 /// two builds are compared in `unit_graphs_agree` below when nightly Cargo is there).
-const DEMO_BUILD: [&str; 8] = [
+const DEMO_BUILD: [&str; 6] = [
     "--locked",
     "--workspace",
     "--bin",
     "orderflow",
     "--features",
     "orderflow-domain/test-fixtures",
-    "--message-format",
-    "json-render-diagnostics",
 ];
+
+/// How [`build_twin`] reads the executable's path: Cargo's JSON messages on standard output, the
+/// diagnostics rendered on standard error.
+const JSON_MESSAGES: [&str; 2] = ["--message-format", "json-render-diagnostics"];
 
 /// The README's "run the pipeline" command: the twin's demo, built with the test build's
 /// features ([`DEMO_BUILD`]).
@@ -237,6 +239,7 @@ pub(crate) fn build_twin() -> Result<PathBuf> {
     let output = Command::new("cargo")
         .arg("build")
         .args(DEMO_BUILD)
+        .args(JSON_MESSAGES)
         .current_dir(root())
         .stderr(std::process::Stdio::inherit())
         .output()

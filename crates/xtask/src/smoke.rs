@@ -371,8 +371,11 @@ fn check(name: &str, ok: bool, what: &str) -> Result<()> {
 /// The smoke tests of the real arm64 artifacts in `dist`.
 pub(crate) fn smoke(root: &Path, dist: &Path) -> Result<()> {
     let started = Instant::now();
-    let work = std::env::temp_dir().join(format!("orderflow-smoke-{}", std::process::id()));
-    let functions = unzip_all(dist, &work)?;
+    // Removed when dropped, also when a check fails.
+    let work = tempfile::Builder::new()
+        .prefix("orderflow-smoke-")
+        .tempdir()?;
+    let functions = unzip_all(dist, work.path())?;
     let lambdas = crate::lambdas::Lambdas::read()?;
     let dynalite = Dynalite::start(root)?;
     let table = "orders-smoke";
@@ -497,7 +500,6 @@ pub(crate) fn smoke(root: &Path, dist: &Path) -> Result<()> {
             "an invalid event is a Lambda error",
         )?;
     }
-    let _ = std::fs::remove_dir_all(&work);
     eprintln!(
         "xtask: smoke: all five arm64 Lambdas passed under qemu in {:.0}s",
         started.elapsed().as_secs_f64()
