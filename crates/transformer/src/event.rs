@@ -10,8 +10,7 @@
 //!
 //! [`ResponseJson`] is a response already encoded as JSON: the runtime writes its bytes as they are.
 
-use aws_lambda_events::encodings::MillisecondTimestamp;
-use aws_lambda_events::event::firehose::KinesisFirehoseRecordMetadata;
+use chrono::{TimeZone, Utc};
 use serde::de::{self, Deserializer, Visitor};
 use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
@@ -55,13 +54,100 @@ pub struct FirehoseRecord {
     pub record_id: Option<String>,
     /// Validated like aws_lambda_events' field (required, epoch milliseconds), then ignored.
     #[serde(rename = "approximateArrivalTimestamp")]
-    _approximate_arrival_timestamp: MillisecondTimestamp,
+    _approximate_arrival_timestamp: ArrivalMs,
     /// The record's bytes, decoded from standard padded base64.
     #[serde(deserialize_with = "deserialize_base64")]
     pub data: Vec<u8>,
     /// Validated like aws_lambda_events' field (a Kinesis stream source), then ignored.
     #[serde(rename = "kinesisRecordMetadata")]
-    _kinesis_record_metadata: Option<KinesisFirehoseRecordMetadata>,
+    _kinesis_record_metadata: Option<KinesisMetadata>,
+}
+
+/// aws_lambda_events' `KinesisFirehoseRecordMetadata`, field for field (the same names, types
+/// and required ones; unknown members ignored), validated and dropped.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+struct KinesisMetadata {
+    #[serde(default, rename = "shardId")]
+    _shard_id: Option<String>,
+    #[serde(default, rename = "partitionKey")]
+    _partition_key: Option<String>,
+    #[serde(default, rename = "sequenceNumber")]
+    _sequence_number: Option<String>,
+    #[serde(rename = "subsequenceNumber")]
+    _subsequence_number: i64,
+    #[serde(rename = "approximateArrivalTimestamp")]
+    _approximate_arrival_timestamp: ArrivalMs,
+}
+
+/// An `approximateArrivalTimestamp`, accepted exactly when aws_lambda_events'
+/// `MillisecondTimestamp` accepts it (its steps below, one for one), and dropped. Theirs reads
+/// the value through an untagged enum that first tries a string, so every number costs a
+/// formatted error message; this reads the token once.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct ArrivalMs;
+
+impl<'de> Deserialize<'de> for ArrivalMs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+
+        /// Their `StringOrNumber`: a string parsed as `f64`, or any JSON number as `f64`.
+        struct StringOrNumber;
+
+        impl Visitor<'_> for StringOrNumber {
+            type Value = f64;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a timestamp: a number or a string")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<f64, E> {
+                text.parse::<f64>().map_err(E::custom)
+            }
+
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<f64, E> {
+                Ok(value)
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<f64, E> {
+                Ok(value as f64)
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<f64, E> {
+                Ok(value as f64)
+            }
+        }
+
+        let input = deserializer.deserialize_any(StringOrNumber)?;
+        // Their `normalize_timestamp`: the decimal text of the `f64`, split at the point. A whole
+        // number up to 2^53 is exact in an `f64` and prints as its digits alone: that is the
+        // number itself, with no fraction (the usual case, without the text). Not -0, which
+        // prints as `-0` and is refused.
+        let (whole, fraction) =
+            if input.fract() == 0.0 && input.is_sign_positive() && input <= 9_007_199_254_740_992.0
+            {
+                (input as u64, 0)
+            } else {
+                let parts = input
+                    .to_string()
+                    .split('.')
+                    .map(|part| part.parse::<u64>().map_err(D::Error::custom))
+                    .collect::<Result<Vec<u64>, _>>()?;
+                if parts.len() > 1 {
+                    (parts[0], parts[1])
+                } else {
+                    (parts[0], 0)
+                }
+            };
+        // Their `deserialize_milliseconds`, which panics on a fraction of a millisecond
+        // (`tests/wire.rs` requires the same answer, a panic included).
+        assert_eq!(fraction, 0);
+        let seconds = whole as f64 / 1000.0;
+        let milliseconds = (seconds.fract() * 1000f64) as u32;
+        Utc.timestamp_opt(seconds as i64, milliseconds * 1_000_000)
+            .latest()
+            .ok_or_else(|| D::Error::custom("invalid timestamp"))?;
+        Ok(ArrivalMs)
+    }
 }
 
 impl FirehoseRecord {

@@ -46,7 +46,7 @@ fn json_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Both decoders on `json`: both refuse it, or both accept it with the same ids and bytes.
 /// Returns whether it was accepted. (aws_lambda_events panics on a fractional
-/// `approximateArrivalTimestamp`; ours, which uses its timestamp type, must then panic too.)
+/// `approximateArrivalTimestamp`; ours, which follows its steps, must then panic too.)
 fn same_decoding(json: &[u8]) -> bool {
     let theirs = std::panic::catch_unwind(|| serde_json::from_slice::<KinesisFirehoseEvent>(json));
     let ours = std::panic::catch_unwind(|| serde_json::from_slice::<FirehoseEvent>(json));
@@ -208,6 +208,127 @@ fn edge_cases_are_accepted_and_refused_alike() {
         (
             "timestamp text",
             set("/records/0/approximateArrivalTimestamp", json!("soon")),
+        ),
+        // Every other form their `MillisecondTimestamp` reads, and refuses, and where it
+        // panics (a fraction of a millisecond): the record's and the metadata's.
+        (
+            "timestamp zero",
+            set("/records/0/approximateArrivalTimestamp", json!(0)),
+        ),
+        (
+            "timestamp a whole float",
+            set(
+                "/records/0/approximateArrivalTimestamp",
+                json!(1717848000000.0),
+            ),
+        ),
+        (
+            "timestamp in exponent form",
+            set("/records/0/approximateArrivalTimestamp", json!(1.717848e12)),
+        ),
+        (
+            "timestamp a string in exponent form",
+            set("/records/0/approximateArrivalTimestamp", json!("1.7e12")),
+        ),
+        (
+            "timestamp a string with a fraction",
+            set("/records/0/approximateArrivalTimestamp", json!("12.25")),
+        ),
+        (
+            "timestamp NaN text",
+            set("/records/0/approximateArrivalTimestamp", json!("NaN")),
+        ),
+        (
+            "timestamp past chrono's range",
+            set("/records/0/approximateArrivalTimestamp", json!(9e18)),
+        ),
+        (
+            "timestamp past u64",
+            set("/records/0/approximateArrivalTimestamp", json!(1e30)),
+        ),
+        (
+            "timestamp u64::MAX",
+            set("/records/0/approximateArrivalTimestamp", json!(u64::MAX)),
+        ),
+        (
+            "timestamp 2^53",
+            set(
+                "/records/0/approximateArrivalTimestamp",
+                json!(9_007_199_254_740_992u64),
+            ),
+        ),
+        (
+            "timestamp 2^53 + 1",
+            set(
+                "/records/0/approximateArrivalTimestamp",
+                json!(9_007_199_254_740_993u64),
+            ),
+        ),
+        (
+            "timestamp -0 as text",
+            set("/records/0/approximateArrivalTimestamp", json!("-0")),
+        ),
+        (
+            "timestamp -0.0",
+            set("/records/0/approximateArrivalTimestamp", json!(-0.0)),
+        ),
+        (
+            "timestamp true",
+            set("/records/0/approximateArrivalTimestamp", json!(true)),
+        ),
+        (
+            "timestamp an object",
+            set("/records/0/approximateArrivalTimestamp", json!({"ms": 1})),
+        ),
+        (
+            "metadata timestamp a string",
+            set(
+                "/records/0/kinesisRecordMetadata/approximateArrivalTimestamp",
+                json!("1717848000000"),
+            ),
+        ),
+        (
+            "metadata timestamp a fraction",
+            set(
+                "/records/0/kinesisRecordMetadata/approximateArrivalTimestamp",
+                json!(0.5),
+            ),
+        ),
+        (
+            "metadata timestamp null",
+            set(
+                "/records/0/kinesisRecordMetadata/approximateArrivalTimestamp",
+                Value::Null,
+            ),
+        ),
+        (
+            "metadata without timestamp",
+            remove(
+                "/records/0/kinesisRecordMetadata",
+                "approximateArrivalTimestamp",
+            ),
+        ),
+        (
+            "metadata subsequenceNumber a float",
+            set(
+                "/records/0/kinesisRecordMetadata/subsequenceNumber",
+                json!(1.0),
+            ),
+        ),
+        (
+            "metadata subsequenceNumber negative",
+            set(
+                "/records/0/kinesisRecordMetadata/subsequenceNumber",
+                json!(-1),
+            ),
+        ),
+        (
+            "metadata partitionKey null",
+            set("/records/0/kinesisRecordMetadata/partitionKey", Value::Null),
+        ),
+        (
+            "metadata an array",
+            set("/records/0/kinesisRecordMetadata", json!([])),
         ),
         ("no metadata", remove("/records/0", "kinesisRecordMetadata")),
         (
