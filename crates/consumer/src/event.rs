@@ -148,6 +148,34 @@ pub fn kinesis_event<'a>(
     serde_json::to_vec(&serde_json::json!({ "Records": records })).expect("a JSON value serialises")
 }
 
+/// A Kinesis event of `count` generated orders (seed 42,
+/// [`orderflow_domain::GeneratorConfig::fixed`]), one shard, as Lambda's event source mapping
+/// sends it: the workload of the benchmarks, the profile example and `cargo xtask lambda-bench`
+/// (feature `generator`).
+#[cfg(feature = "generator")]
+pub fn sample_event(count: usize) -> Vec<u8> {
+    use orderflow_domain::{GeneratorConfig, OrderGenerator};
+    let mut generator = OrderGenerator::new(GeneratorConfig::fixed(42));
+    let orders: Vec<(String, Vec<u8>)> = (0..count)
+        .map(|n| {
+            (
+                format!("4959033827149025660855969253836157109592157598913{n:07}"),
+                generator.next_order().to_json(),
+            )
+        })
+        .collect();
+    kinesis_event(
+        &EventSource::LOCAL,
+        orders.iter().map(|(sequence, data)| EventRecord {
+            shard_id: "shardId-000000000000",
+            partition_key: "user",
+            sequence_number: sequence,
+            data,
+            arrival_ms: 1_717_848_000_125,
+        }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,8 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use tokio::time::Instant;
 
+#[cfg(feature = "generator")]
+pub use event::sample_event;
 pub use event::{EventRecord, EventSource, OrderRecordsEvent, kinesis_event, parse_epoch_seconds};
 pub use plan::{PendingWrite, Plan, SkippedRecord, compare_sequence_numbers, plan_batch, shard_of};
 pub use write::{

@@ -20,7 +20,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use orderflow_domain::{GeneratorConfig, OrderGenerator};
 use serde_json::{Value, json};
 
 use crate::smoke::Dynalite;
@@ -330,31 +329,6 @@ fn stats(mut values: Vec<Duration>) -> (Duration, Duration, Duration) {
     )
 }
 
-/// A Kinesis event of `count` generated orders, as Lambda's event source mapping sends it.
-pub(crate) fn kinesis_event(count: usize) -> Vec<u8> {
-    let mut generator = OrderGenerator::new(GeneratorConfig::fixed(42));
-    let orders: Vec<(String, Vec<u8>)> = (0..count)
-        .map(|n| {
-            (
-                format!("4959033827149025660855969253836157109592157598913{n:07}"),
-                generator.next_order().to_json(),
-            )
-        })
-        .collect();
-    orderflow_consumer::kinesis_event(
-        &orderflow_consumer::EventSource::LOCAL,
-        orders
-            .iter()
-            .map(|(sequence, data)| orderflow_consumer::EventRecord {
-                shard_id: "shardId-000000000000",
-                partition_key: "user",
-                sequence_number: sequence,
-                data,
-                arrival_ms: 1_717_848_000_125,
-            }),
-    )
-}
-
 /// Prints one line of results.
 fn report(name: &str, what: &str, run: &Run) {
     let timed: Vec<Duration> = run.exchanges[1..].iter().map(|e| e.invocation).collect();
@@ -491,7 +465,7 @@ pub(crate) fn run(root: &Path, target_dir: &Path, options: &Options) -> Result<(
 /// The consumer against an in-memory dynalite (its own table), and the floor of the same writes.
 fn consumer(dynalite: &Dynalite, label: &str, program: &Path, invocations: usize) -> Result<()> {
     let records = 1_000;
-    let event = kinesis_event(records);
+    let event = orderflow_consumer::sample_event(records);
     let table = &format!("orders-bench-{label}");
     dynalite.create_orders_table(table)?;
     let env = [
