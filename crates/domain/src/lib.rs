@@ -9,11 +9,14 @@
 //! - `OrderGenerator` (feature `generator`): seeded, realistic fake orders (and deliberately
 //!   invalid ones), their lines from a seeded `Catalogue` of products.
 //! - `fixtures` (feature `test-fixtures`): the sample order every crate's tests start from.
+//! - [`decode_base64`], [`encode_base64_into`]: the records' base64 in Lambda's Kinesis and
+//!   Firehose events (SIMD, exactly the `base64` crate's `STANDARD`).
 //! - [`ORDER_SCHEMA_JSON`]: the order's JSON Schema (draft 4, for API Gateway), checked against
 //!   [`parse_order`] by the tests.
 
 #[cfg(feature = "generator")]
 mod catalogue;
+mod encoding;
 #[cfg(any(test, feature = "test-fixtures"))]
 pub mod fixtures;
 #[cfg(feature = "generator")]
@@ -26,6 +29,7 @@ mod tables;
 
 #[cfg(feature = "generator")]
 pub use catalogue::{CURRENCIES, Catalogue, Currency, Product};
+pub use encoding::{base64_len, decode_base64, deserialize_base64, encode_base64_into};
 #[cfg(feature = "generator")]
 pub use generate::{GeneratorConfig, InvalidSample, OrderGenerator};
 #[cfg(feature = "dynamodb")]

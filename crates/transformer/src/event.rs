@@ -56,7 +56,7 @@ pub struct FirehoseRecord {
     #[serde(rename = "approximateArrivalTimestamp")]
     _approximate_arrival_timestamp: ArrivalMs,
     /// The record's bytes, decoded from standard padded base64.
-    #[serde(deserialize_with = "deserialize_base64")]
+    #[serde(deserialize_with = "orderflow_domain::deserialize_base64")]
     pub data: Vec<u8>,
     /// Validated like aws_lambda_events' field (a Kinesis stream source), then ignored.
     #[serde(rename = "kinesisRecordMetadata")]
@@ -159,79 +159,6 @@ impl FirehoseRecord {
             ..FirehoseRecord::default()
         }
     }
-}
-
-/// Decodes a JSON string of standard, padded base64 into bytes, like aws_lambda_events'
-/// `Base64Data` (the `base64` crate's `STANDARD` engine: canonical padding, no trailing bits, no
-/// whitespace), without the intermediate `String` and with a SIMD decoder.
-fn deserialize_base64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
-    struct Base64Visitor;
-
-    impl Visitor<'_> for Base64Visitor {
-        type Value = Vec<u8>;
-
-        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            formatter.write_str("a string")
-        }
-
-        fn visit_str<E: de::Error>(self, text: &str) -> Result<Vec<u8>, E> {
-            decode_base64(text.as_bytes()).map_err(E::custom)
-        }
-
-        fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
-            match std::str::from_utf8(bytes) {
-                Ok(text) => self.visit_str(text),
-                Err(_) => Err(E::invalid_value(de::Unexpected::Bytes(bytes), &self)),
-            }
-        }
-    }
-
-    deserializer.deserialize_string(Base64Visitor)
-}
-
-/// Standard padded base64 to bytes, accepting exactly what the `base64` crate's `STANDARD`
-/// engine accepts: the SIMD decoder first; its rare refusals, and the non-canonical last symbols
-/// it would let through, are settled by the `base64` crate itself.
-pub fn decode_base64(text: &[u8]) -> Result<Vec<u8>, base64::DecodeError> {
-    use base64::Engine;
-    match base64_simd::STANDARD.decode_to_vec(text) {
-        Ok(bytes) if canonical_tail(text) => Ok(bytes),
-        _ => base64::engine::general_purpose::STANDARD.decode(text),
-    }
-}
-
-/// Whether the unused low bits of the last base64 symbol are zero (padded input), as the
-/// `base64` crate requires by default.
-fn canonical_tail(text: &[u8]) -> bool {
-    let value = |symbol: u8| match symbol {
-        b'A'..=b'Z' => symbol - b'A',
-        b'a'..=b'z' => symbol - b'a' + 26,
-        b'0'..=b'9' => symbol - b'0' + 52,
-        b'+' => 62,
-        b'/' => 63,
-        _ => 0xff,
-    };
-    match text {
-        [.., last, b'=', b'='] => value(*last) & 0x0f == 0,
-        [.., last, b'='] => value(*last) & 0x03 == 0,
-        _ => true,
-    }
-}
-
-/// Standard padded base64 of `bytes`, appended to `out`.
-pub fn encode_base64_into(bytes: &[u8], out: &mut Vec<u8>) {
-    let start = out.len();
-    let len = base64_len(bytes.len());
-    out.resize(start + len, 0);
-    let written = base64_simd::STANDARD
-        .encode(bytes, base64_simd::Out::from_slice(&mut out[start..]))
-        .len();
-    debug_assert_eq!(written, len);
-}
-
-/// Bytes of the standard, padded base64 text of `bytes` bytes.
-pub fn base64_len(bytes: usize) -> usize {
-    bytes.div_ceil(3) * 4
 }
 
 /// A response already encoded as compact JSON; serialised by serde_json as those bytes, verbatim

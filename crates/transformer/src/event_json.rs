@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use crate::encode_base64_into;
+use orderflow_domain::{base64_len, encode_base64_into};
 
 /// Where an event comes from.
 #[derive(Debug, Clone, Copy)]
@@ -70,7 +70,7 @@ struct Metadata<'a> {
 
 /// The JSON of one record, an element of the event's `records`.
 pub fn event_record(record: &EventRecord<'_>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(crate::base64_len(record.data.len()) + 256);
+    let mut out = Vec::with_capacity(base64_len(record.data.len()) + 256);
     out.extend_from_slice(br#"{"recordId":"#);
     serde_json::to_writer(&mut out, record.record_id).expect("a string serialises");
     out.extend_from_slice(br#","approximateArrivalTimestamp":"#);

@@ -29,9 +29,8 @@ use aws_lambda_events::event::firehose::{
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use orderflow_domain::{Partition, Table, parse_order};
 
-pub use event::{
-    FirehoseEvent, FirehoseRecord, ResponseJson, base64_len, decode_base64, encode_base64_into,
-};
+pub use event::{FirehoseEvent, FirehoseRecord, ResponseJson};
+use orderflow_domain::{base64_len, encode_base64_into};
 
 /// Lambda's limit on a synchronous response, in bytes.
 pub const RESPONSE_LIMIT_BYTES: usize = 6 * 1024 * 1024;

@@ -9,10 +9,7 @@ use aws_lambda_events::event::firehose::KinesisFirehoseEvent;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use orderflow_domain::{GeneratorConfig, OrderGenerator, Table};
-use orderflow_transformer::{
-    FirehoseEvent, RESPONSE_LIMIT_BYTES, decode_base64, transform, transform_json,
-};
-use proptest::prelude::*;
+use orderflow_transformer::{FirehoseEvent, RESPONSE_LIMIT_BYTES, transform, transform_json};
 use serde_json::{Value, json};
 
 /// The copied AWS samples, and every fixture of the registry's aws_lambda_events when present.
@@ -389,31 +386,6 @@ fn edge_cases_are_accepted_and_refused_alike() {
         base[..base.len() - 1].to_owned(),
     ] {
         same_decoding(text.as_bytes());
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(5000))]
-
-    /// The SIMD decoder accepts exactly what the `base64` crate's `STANDARD` engine accepts, with
-    /// the same bytes.
-    #[test]
-    fn base64_decodes_like_the_base64_crate(text in "[A-Za-z0-9+/=_\\- \n]{0,40}") {
-        let ours = decode_base64(text.as_bytes());
-        let theirs = STANDARD.decode(text.as_bytes());
-        prop_assert_eq!(ours.is_ok(), theirs.is_ok(), "{:?}", text);
-        if let (Ok(ours), Ok(theirs)) = (ours, theirs) {
-            prop_assert_eq!(ours, theirs);
-        }
-    }
-
-    #[test]
-    fn base64_round_trips(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
-        let text = STANDARD.encode(&bytes);
-        prop_assert_eq!(decode_base64(text.as_bytes()).unwrap(), bytes.clone());
-        let mut out = b"x".to_vec();
-        orderflow_transformer::encode_base64_into(&bytes, &mut out);
-        prop_assert_eq!(&out[1..], text.as_bytes());
     }
 }
 
