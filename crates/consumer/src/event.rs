@@ -1,12 +1,18 @@
-//! Decoding the Kinesis event with exact arrival times.
+//! Decoding the Kinesis event with exact arrival times, in one pass.
 //!
 //! aws_lambda_events 1.2 reads `approximateArrivalTimestamp` (seconds with a fraction) by printing
 //! the float and taking the digits after the point as milliseconds, so `1717848000.25` becomes
 //! 25 ms past the second instead of 250 ms. The consumer stores that time as `ingested_at`, so it
-//! decodes each record with aws_lambda_events and then re-reads the timestamp's own JSON text.
+//! keeps the timestamp's own JSON text and reads the exact time from it.
+//!
+//! [`OrderRecordsEvent`] reads each record once, into aws_lambda_events' own `KinesisEventRecord`
+//! (the same fields, types and required ones: `tests/wire.rs` checks it accepts and refuses
+//! exactly what aws_lambda_events does, on AWS's sample events and edge cases, and then that the
+//! only difference is the exact arrival time). It used to read each record three times: as raw
+//! JSON, with aws_lambda_events, and again for the timestamp's text.
 
-use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
-use chrono::{DateTime, Utc};
+use aws_lambda_events::event::kinesis::{KinesisEncryptionType, KinesisEvent, KinesisEventRecord};
+use chrono::{DateTime, TimeZone, Utc};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
@@ -17,40 +23,130 @@ pub struct OrderRecordsEvent(pub KinesisEvent);
 
 impl<'de> Deserialize<'de> for OrderRecordsEvent {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// aws_lambda_events' `KinesisEvent`.
         #[derive(Deserialize)]
-        struct RawEvent {
+        struct Wire {
             #[serde(rename = "Records")]
-            records: Vec<Box<RawValue>>,
+            records: Vec<RecordWire>,
         }
-        #[derive(Deserialize)]
-        struct ArrivalOnly<'a> {
-            #[serde(borrow)]
-            kinesis: ArrivalField<'a>,
-        }
-        #[derive(Deserialize)]
-        struct ArrivalField<'a> {
-            #[serde(borrow, rename = "approximateArrivalTimestamp")]
-            approximate_arrival_timestamp: &'a RawValue,
-        }
-        let raw = RawEvent::deserialize(deserializer)?;
+        let wire = Wire::deserialize(deserializer)?;
         let mut event = KinesisEvent::default();
-        event.records.reserve(raw.records.len());
-        for (index, text) in raw.records.iter().enumerate() {
-            let mut record: KinesisEventRecord = serde_json::from_str(text.get())
-                .map_err(|e| D::Error::custom(format!("Records[{index}]: {e}")))?;
-            let arrival: ArrivalOnly<'_> = serde_json::from_str(text.get())
-                .map_err(|e| D::Error::custom(format!("Records[{index}]: {e}")))?;
-            let seconds = arrival.kinesis.approximate_arrival_timestamp.get();
-            record.kinesis.approximate_arrival_timestamp.0 = parse_epoch_seconds(seconds)
-                .ok_or_else(|| {
-                    D::Error::custom(format!(
-                        "Records[{index}].kinesis.approximateArrivalTimestamp is not epoch seconds"
-                    ))
-                })?;
-            event.records.push(record);
-        }
+        event.records = wire
+            .records
+            .into_iter()
+            .map(RecordWire::into_record)
+            .collect();
         Ok(OrderRecordsEvent(event))
     }
+}
+
+/// aws_lambda_events' `KinesisEventRecord`, field for field (names, types, defaults, required
+/// ones; unknown members ignored, a repeated member refused).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RecordWire {
+    #[serde(default)]
+    aws_region: Option<String>,
+    #[serde(default, rename = "eventID")]
+    event_id: Option<String>,
+    #[serde(default)]
+    event_name: Option<String>,
+    #[serde(default)]
+    event_source: Option<String>,
+    #[serde(default, rename = "eventSourceARN")]
+    event_source_arn: Option<String>,
+    #[serde(default)]
+    event_version: Option<String>,
+    #[serde(default)]
+    invoke_identity_arn: Option<String>,
+    kinesis: KinesisWire,
+}
+
+/// aws_lambda_events' `KinesisRecord`, field for field; the arrival time exact, the data decoded
+/// from the borrowed text without an intermediate `String`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KinesisWire {
+    #[serde(deserialize_with = "exact_arrival")]
+    approximate_arrival_timestamp: DateTime<Utc>,
+    #[serde(deserialize_with = "orderflow_domain::deserialize_base64")]
+    data: Vec<u8>,
+    #[serde(default)]
+    encryption_type: KinesisEncryptionType,
+    #[serde(default)]
+    partition_key: String,
+    #[serde(default)]
+    sequence_number: String,
+    #[serde(default)]
+    kinesis_schema_version: Option<String>,
+}
+
+impl RecordWire {
+    /// The record as aws_lambda_events' type (whose fields are public, but which is
+    /// `#[non_exhaustive]`: built from its default).
+    fn into_record(self) -> KinesisEventRecord {
+        let mut record = KinesisEventRecord::default();
+        record.aws_region = self.aws_region;
+        record.event_id = self.event_id;
+        record.event_name = self.event_name;
+        record.event_source = self.event_source;
+        record.event_source_arn = self.event_source_arn;
+        record.event_version = self.event_version;
+        record.invoke_identity_arn = self.invoke_identity_arn;
+        let kinesis = &mut record.kinesis;
+        kinesis.approximate_arrival_timestamp.0 = self.kinesis.approximate_arrival_timestamp;
+        kinesis.data.0 = self.kinesis.data;
+        kinesis.encryption_type = self.kinesis.encryption_type;
+        kinesis.partition_key = self.kinesis.partition_key;
+        kinesis.sequence_number = self.kinesis.sequence_number;
+        kinesis.kinesis_schema_version = self.kinesis.kinesis_schema_version;
+        record
+    }
+}
+
+/// `approximateArrivalTimestamp`: accepted exactly when aws_lambda_events' `SecondTimestamp`
+/// accepts it ([`seconds_accepted`]), then read exactly from its JSON text
+/// ([`parse_epoch_seconds`]).
+fn exact_arrival<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+    let text = Box::<RawValue>::deserialize(deserializer)?;
+    seconds_accepted(text.get()).map_err(D::Error::custom)?;
+    parse_epoch_seconds(text.get()).ok_or_else(|| {
+        D::Error::custom(format!(
+            "approximateArrivalTimestamp {} is not epoch seconds",
+            text.get()
+        ))
+    })
+}
+
+/// aws_lambda_events' `deserialize_seconds` on one JSON value, step for step: a string parsed as
+/// `f64`, or any number as `f64`; its decimal text split at the point into two `u64`s; the
+/// fraction times 10^6 as nanoseconds (wrapping, as their release build does); chrono's
+/// `timestamp_opt(..).latest()`. Theirs reads the value through an untagged enum that first
+/// tries a string, so every number costs a formatted error message.
+fn seconds_accepted(json: &str) -> Result<(), String> {
+    let input: f64 = match json.as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<String>(json)
+            .map_err(|e| e.to_string())?
+            .parse::<f64>()
+            .map_err(|e| e.to_string())?,
+        _ => serde_json::from_str::<f64>(json)
+            .map_err(|_| "data did not match any variant of untagged enum StringOrNumber")?,
+    };
+    let text = input.to_string();
+    let parts = text
+        .split('.')
+        .map(|part| part.parse::<u64>().map_err(|e| e.to_string()))
+        .collect::<Result<Vec<u64>, String>>()?;
+    let (whole, fraction) = if parts.len() > 1 {
+        (parts[0], parts[1])
+    } else {
+        (parts[0], 0)
+    };
+    let nanos = fraction.wrapping_mul(1_000_000);
+    Utc.timestamp_opt(whole as i64, nanos as u32)
+        .latest()
+        .map(|_| ())
+        .ok_or_else(|| "invalid timestamp".to_owned())
 }
 
 /// Epoch seconds as JSON text (`1717848000.25`, `"1717848000.25"`, `1.71784800025E9`) to a UTC
