@@ -346,34 +346,61 @@ struct ShippingAddressRow<'o> {
 pub fn hive_timestamp(value: &DateTime<Utc>) -> String {
     let mut text = hive_date(value);
     let (nanos, time) = (value.nanosecond() % 1_000_000_000, value.time());
-    let _ = write!(
-        text,
-        " {:02}:{:02}:{:02}",
-        time.hour(),
-        time.minute(),
-        time.second()
-    );
+    text.push(' ');
+    push_padded(&mut text, time.hour(), 2);
+    text.push(':');
+    push_padded(&mut text, time.minute(), 2);
+    text.push(':');
+    push_padded(&mut text, time.second(), 2);
     // The fraction with 3, 6 or 9 digits, as chrono's `%.f` writes it (none when zero).
-    let _ = match nanos {
-        0 => Ok(()),
-        n if n % 1_000_000 == 0 => write!(text, ".{:03}", n / 1_000_000),
-        n if n % 1_000 == 0 => write!(text, ".{:06}", n / 1_000),
-        n => write!(text, ".{n:09}"),
+    let (fraction, width) = match nanos {
+        0 => return text,
+        n if n % 1_000_000 == 0 => (n / 1_000_000, 3),
+        n if n % 1_000 == 0 => (n / 1_000, 6),
+        n => (n, 9),
     };
+    text.push('.');
+    push_padded(&mut text, fraction, width);
     text
 }
 
 /// `yyyy-mm-dd` of a UTC time.
 pub fn hive_date(value: &DateTime<Utc>) -> String {
     let mut text = String::with_capacity(32);
-    let _ = write!(
-        text,
-        "{:04}-{:02}-{:02}",
-        value.year(),
-        value.month(),
-        value.day()
-    );
+    push_year(&mut text, value.year());
+    text.push('-');
+    push_padded(&mut text, value.month(), 2);
+    text.push('-');
+    push_padded(&mut text, value.day(), 2);
     text
+}
+
+/// A year as `format!("{:04}")` writes it (a sign before the padding when negative).
+fn push_year(text: &mut String, year: i32) {
+    match u32::try_from(year) {
+        Ok(year) => push_padded(text, year, 4),
+        Err(_) => {
+            let _ = write!(text, "{year:04}");
+        }
+    }
+}
+
+/// `value` in decimal, zero-padded to `width` digits, as `format!("{value:0width$}")` writes it,
+/// without the formatting machinery (dates are written for every record the transformers answer).
+fn push_padded(text: &mut String, value: u32, width: usize) {
+    let mut digits = [b'0'; 10];
+    let mut at = digits.len();
+    let mut rest = value;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let start = at.min(digits.len().saturating_sub(width));
+    text.extend(digits[start..].iter().map(|&digit| char::from(digit)));
 }
 
 /// The Hive partition of an order: `year`, `month`, `day` of `order_date` in UTC, zero-padded.
@@ -390,11 +417,11 @@ pub struct Partition {
 impl Partition {
     /// The partition of a UTC time.
     pub fn of(date: &DateTime<Utc>) -> Self {
-        Partition {
-            year: format!("{:04}", date.year()),
-            month: format!("{:02}", date.month()),
-            day: format!("{:02}", date.day()),
-        }
+        let (mut year, mut month, mut day) = (String::new(), String::new(), String::new());
+        push_year(&mut year, date.year());
+        push_padded(&mut month, date.month(), 2);
+        push_padded(&mut day, date.day(), 2);
+        Partition { year, month, day }
     }
 
     /// The key/value pairs in path order, as Firehose's `partitionKeys` metadata carries them.
@@ -526,6 +553,50 @@ mod tests {
             let chrono_text = time.format("%Y-%m-%d %H:%M:%S%.f").to_string();
             assert_eq!(hive_timestamp(&time), chrono_text, "{text}");
             assert_eq!(hive_date(&time), time.format("%Y-%m-%d").to_string());
+        }
+    }
+
+    #[test]
+    fn padded_digits_are_formats_own() {
+        for width in [2, 3, 4, 6, 9] {
+            for value in (0..100_000).chain([999_999, 1_000_000, 123_456_789, u32::MAX]) {
+                let mut text = String::from("x");
+                push_padded(&mut text, value, width);
+                assert_eq!(text, format!("x{value:0width$}"), "{value} in {width}");
+            }
+        }
+        for year in [
+            -262_143, -10_000, -999, -5, 0, 7, 999, 2024, 9_999, 10_000, 262_142,
+        ] {
+            let mut text = String::new();
+            push_year(&mut text, year);
+            assert_eq!(text, format!("{year:04}"));
+        }
+    }
+
+    #[test]
+    fn dates_and_partitions_match_chronos_own_format() {
+        let mut day = DateTime::parse_from_rfc3339("1999-12-25T23:59:59.999Z")
+            .unwrap()
+            .to_utc();
+        for _ in 0..1_000 {
+            let partition = Partition::of(&day);
+            assert_eq!(
+                partition.hive_path(),
+                day.format("year=%Y/month=%m/day=%d").to_string()
+            );
+            assert_eq!(hive_date(&day), day.format("%Y-%m-%d").to_string());
+            day += chrono::TimeDelta::try_hours(221).unwrap() + chrono::TimeDelta::nanoseconds(7);
+        }
+        for year in [-44, 0, 12_345] {
+            let date = chrono::NaiveDate::from_ymd_opt(year, 3, 1)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                .and_utc();
+            // Outside 0 to 9999, `format!`'s padding, as before (chrono's `%Y` adds a sign).
+            assert_eq!(hive_date(&date), format!("{year:04}-03-01"));
+            assert_eq!(Partition::of(&date).year, format!("{year:04}"));
         }
     }
 
