@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, Select,
+    TableStatus,
 };
 use orderflow_domain::{PARTITION_KEY, SORT_KEY};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -314,17 +315,44 @@ pub fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(config)
 }
 
-/// Creates the orders table (`docs/design.md` section 3 key schema) unless it exists.
+/// How long [`ensure_table`] waits for a new table to become `ACTIVE`.
+const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Creates the orders table (`docs/design.md` section 3 key schema) unless it exists, and returns
+/// once it is `ACTIVE`. dynalite, like DynamoDB, answers `CreateTable` while the table is still
+/// `CREATING` and refuses items for it until then (`ResourceNotFoundException`), which the
+/// consumer would report as failed records.
 pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
-    if client
+    if table_status(client, table).await.is_none() {
+        create_table(client, table).await?;
+    }
+    let deadline = Instant::now() + TABLE_ACTIVE_TIMEOUT;
+    loop {
+        match table_status(client, table).await {
+            Some(TableStatus::Active) => return Ok(()),
+            status if Instant::now() >= deadline => bail!(
+                "the DynamoDB table {table} is not ACTIVE {TABLE_ACTIVE_TIMEOUT:?} after it was \
+                 created (status: {status:?})"
+            ),
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// The table's status, or `None` when it cannot be described (missing, or DynamoDB unreachable).
+async fn table_status(client: &aws_sdk_dynamodb::Client, table: &str) -> Option<TableStatus> {
+    client
         .describe_table()
         .table_name(table)
         .send()
         .await
-        .is_ok()
-    {
-        return Ok(());
-    }
+        .ok()?
+        .table?
+        .table_status
+}
+
+/// `CreateTable` for the orders table.
+async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
     let key = |name: &str, kind: KeyType| {
         KeySchemaElement::builder()
             .attribute_name(name)
