@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
 use hcl::expr::Expression;
 use support::{
-    attr, blocks, describe, labelled, literals, policy_statements, read, repo_root, string_value,
-    tf_file, tf_files, walk_code,
+    attr, blocks, describe, family_statements, labelled, literals, policy_statements, read,
+    repo_root, string_value, tf_file, tf_files, walk_code,
 };
 
 /// The string literals of an `actions`-like array attribute.
@@ -105,17 +105,46 @@ fn no_api_gateway_trust_policy_uses_source_conditions() {
 #[test]
 fn the_deploy_role_trusts_only_the_deploy_environment() {
     let file = tf_file("tofu/modules/ci_access/roles.tf");
-    let document = policy_document(&file, "trust_deploy");
-    let subjects: Vec<String> = policy_statements(document)
+    // One trust document per role, `for_each` over local.trusted_subjects, whose `:sub`
+    // condition is that role's subject.
+    let document = policy_document(&file, "trust");
+    let subject_values: Vec<&Expression> = policy_statements(document)
         .into_iter()
-        .flat_map(conditions)
-        .filter(|(variable, _)| variable.ends_with(":sub"))
-        .flat_map(|(_, values)| values)
+        .flat_map(|statement| blocks(statement, "condition"))
+        .filter(|condition| {
+            attr(&condition.body, "variable")
+                .is_some_and(|variable| render(variable).ends_with(":sub"))
+        })
+        .filter_map(|condition| match attr(&condition.body, "values") {
+            Some(Expression::Array(items)) => Some(items),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(
+        matches!(subject_values.as_slice(), [value] if support::is_traversal(value, &["each", "value"])),
+        "the trust document's :sub condition must be exactly [each.value], got {subject_values:?}"
+    );
+    assert!(
+        attr(&document.body, "for_each").is_some_and(|for_each| support::is_traversal(
+            for_each,
+            &["local", "trusted_subjects"]
+        )),
+        "the trust document must be made for each of local.trusted_subjects"
+    );
+    let locals = file.locals();
+    let Some(Expression::Object(trusted)) = locals.get("trusted_subjects").copied() else {
+        panic!("{}: local.trusted_subjects must be an object", file.path);
+    };
+    let subjects: Vec<String> = trusted
+        .iter()
+        .filter(|(key, _)| support::object_key(key).as_deref() == Some("deploy"))
+        .map(|(_, value)| render(value))
         .collect();
     assert_eq!(
         subjects.len(),
         1,
-        "trust_deploy must allow exactly one subject, got {subjects:?}"
+        "trusted_subjects must have exactly one deploy subject, got {subjects:?}"
     );
     assert!(
         subjects[0].starts_with("repo:") && subjects[0].contains(":environment:"),
@@ -204,33 +233,39 @@ fn lambda_tagging_is_not_under_a_function_arn_condition() {
     let files = tf_files();
     for file in &files {
         let locals = support::module_locals(&files, file);
+        // Written-out statements, then those the families table of ci_access renders.
+        let mut statements: Vec<(String, hcl::Body)> = Vec::new();
         for document in labelled(&file.body, "data", &["aws_iam_policy_document"]) {
             for statement in policy_statements(document) {
-                let actions = literal_list(statement, "actions");
-                if !actions
-                    .iter()
-                    .any(|a| a == "lambda:TagResource" || a == "lambda:UntagResource")
-                {
-                    continue;
-                }
-                for (variable, _) in conditions(statement) {
-                    assert_ne!(
-                        variable,
-                        "lambda:FunctionArn",
-                        "{}: {}: lambda:TagResource/UntagResource have no lambda:FunctionArn key",
-                        file.path,
-                        describe(document)
-                    );
-                }
-                if actions.iter().any(|a| a == "lambda:TagResource")
-                    && attr(statement, "resources").is_some_and(|resources| {
-                        literals(resources, &locals)
-                            .iter()
-                            .any(|text| text.contains("event-source-mapping"))
-                    })
-                {
-                    mapping_tagging = true;
-                }
+                statements.push((describe(document), statement.clone()));
+            }
+        }
+        for statement in family_statements(&files, file) {
+            statements.push(("local.families".to_owned(), statement));
+        }
+        for (place, statement) in &statements {
+            let actions = literal_list(statement, "actions");
+            if !actions
+                .iter()
+                .any(|a| a == "lambda:TagResource" || a == "lambda:UntagResource")
+            {
+                continue;
+            }
+            for (variable, _) in conditions(statement) {
+                assert_ne!(
+                    variable, "lambda:FunctionArn",
+                    "{}: {place}: lambda:TagResource/UntagResource have no lambda:FunctionArn key",
+                    file.path,
+                );
+            }
+            if actions.iter().any(|a| a == "lambda:TagResource")
+                && attr(statement, "resources").is_some_and(|resources| {
+                    literals(resources, &locals)
+                        .iter()
+                        .any(|text| text.contains("event-source-mapping"))
+                })
+            {
+                mapping_tagging = true;
             }
         }
     }

@@ -761,31 +761,52 @@ fn check_actions(where_: &str, effect: &str, actions: &[String]) {
 #[test]
 fn no_policy_statement_allows_a_wildcard_action() {
     let mut checked = 0;
-    for file in tf_files() {
-        for document in policy_documents(&file) {
-            for statement in policy_statements(document) {
-                let where_ = format!("{}: {}", file.path, describe(document));
-                assert!(
-                    attr(statement, "not_actions").is_none(),
-                    "{where_}: not_actions allows everything else"
-                );
-                let effect = attr(statement, "effect")
-                    .and_then(string_value)
-                    .unwrap_or_else(|| "Allow".to_string());
-                let actions: Vec<String> = match attr(statement, "actions") {
-                    Some(Expression::Array(items)) => items
-                        .iter()
-                        .map(|item| {
-                            string_value(item).unwrap_or_else(|| {
-                                panic!("{where_}: actions must be literal strings, got {item:?}")
-                            })
+    let files = tf_files();
+    for file in &files {
+        // A table's statements (ci_access's families) are checked as the document renders them;
+        // the `dynamic "statement"` that renders them takes its actions from the table.
+        let table = support::family_statements(&files, file);
+        let explicit = policy_documents(file).into_iter().flat_map(|document| {
+            policy_statements(document)
+                .into_iter()
+                .filter(|statement| {
+                    !attr(statement, "actions").is_some_and(|actions| {
+                        support::traversal_path(actions).is_some_and(|path| {
+                            path.starts_with(&["statement".into(), "value".into()])
                         })
-                        .collect(),
-                    other => panic!("{where_}: actions must be a list of literals, got {other:?}"),
-                };
-                check_actions(&where_, &effect, &actions);
-                checked += 1;
-            }
+                    })
+                })
+                .map(move |statement| (describe(document), statement))
+        });
+        let all: Vec<(String, &hcl::Body)> = explicit
+            .chain(
+                table
+                    .iter()
+                    .map(|statement| ("local.families".to_string(), statement)),
+            )
+            .collect();
+        for (document, statement) in all {
+            let where_ = format!("{}: {document}", file.path);
+            assert!(
+                attr(statement, "not_actions").is_none(),
+                "{where_}: not_actions allows everything else"
+            );
+            let effect = attr(statement, "effect")
+                .and_then(string_value)
+                .unwrap_or_else(|| "Allow".to_string());
+            let actions: Vec<String> = match attr(statement, "actions") {
+                Some(Expression::Array(items)) => items
+                    .iter()
+                    .map(|item| {
+                        string_value(item).unwrap_or_else(|| {
+                            panic!("{where_}: actions must be literal strings, got {item:?}")
+                        })
+                    })
+                    .collect(),
+                other => panic!("{where_}: actions must be a list of literals, got {other:?}"),
+            };
+            check_actions(&where_, &effect, &actions);
+            checked += 1;
         }
         // Policies written as jsonencode({Statement = [...]}).
         walk_body(&file.body, &mut |expr| {
@@ -850,14 +871,73 @@ fn no_policy_statement_allows_a_wildcard_action() {
     );
 }
 
+/// A policy document overrides a statement of its `source_policy_documents` that has the same
+/// sid, silently: no written-out statement of ci_access may reuse a sid the families table
+/// renders, or that family's permissions would vanish from the policy.
+#[test]
+fn family_sids_are_not_reused_by_written_out_statements() {
+    let files = tf_files();
+    let mut families = 0;
+    for file in &files {
+        let table = support::family_statements(&files, file);
+        if table.is_empty() {
+            continue;
+        }
+        let rendered: BTreeSet<String> = table
+            .iter()
+            .filter_map(|statement| attr(statement, "sid").and_then(string_value))
+            .collect();
+        assert_eq!(
+            rendered.len(),
+            table.len(),
+            "{}: family sids repeat",
+            file.path
+        );
+        families += rendered.len();
+        let module = Path::new(&file.path).parent().expect("a module folder");
+        for other in files
+            .iter()
+            .filter(|other| Path::new(&other.path).parent() == Some(module))
+        {
+            for document in policy_documents(other) {
+                for statement in policy_statements(document) {
+                    if let Some(sid) = attr(statement, "sid").and_then(string_value) {
+                        assert!(
+                            !rendered.contains(&sid),
+                            "{}: {}: sid {sid} is also a family statement's, and would replace it",
+                            other.path,
+                            describe(document)
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        families > 10,
+        "the families table renders {families} statements: is the walk broken?"
+    );
+}
+
 #[test]
 fn every_wildcard_resource_is_explained_by_a_comment() {
     let mut wildcards = 0;
     let files = tf_files();
     for file in &files {
         let locals = support::module_locals(&files, file);
-        // `resources` attributes in document order, paired with their lines in the text.
+        // `resources` attributes in document order, paired with their lines in the text: first
+        // those of ci_access's `local.families` table (written above its document), then the
+        // statements'.
         let mut parsed = Vec::new();
+        if let Some(Expression::Object(families)) = file.locals().get("families").copied() {
+            for family in families.values() {
+                if let Expression::Object(family) = family {
+                    parsed.extend(family.iter().filter_map(|(key, value)| {
+                        (support::object_key(key).as_deref() == Some("resources")).then_some(value)
+                    }));
+                }
+            }
+        }
         for document in policy_documents(file) {
             for statement in policy_statements(document) {
                 if let Some(expr) = attr(statement, "resources") {

@@ -1,5 +1,8 @@
 # The most any workload role (Lambda, Firehose, API Gateway) can do, whatever its own policy says.
+# The families' workload actions come from families.tf.
 data "aws_iam_policy_document" "workload_boundary" {
+  source_policy_documents = [data.aws_iam_policy_document.families["workload"].json]
+
   statement {
     sid     = "Logs"
     actions = ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
@@ -15,55 +18,10 @@ data "aws_iam_policy_document" "workload_boundary" {
   }
 
   statement {
-    sid = "Stream"
-    actions = [
-      "kinesis:DescribeStream",
-      "kinesis:DescribeStreamConsumer",
-      "kinesis:DescribeStreamSummary",
-      "kinesis:GetRecords",
-      "kinesis:GetShardIterator",
-      "kinesis:ListShards",
-      "kinesis:PutRecord",
-      "kinesis:PutRecords",
-      "kinesis:SubscribeToShard",
-    ]
-    # Streams named <prefix>-* and their consumers.
-    resources = [local.streams, local.stream_consumers]
-  }
-
-  statement {
     sid = "Key"
     # DescribeKey: DynamoDB checks the table's key with the caller's credentials (consumer).
     actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]
     resources = [var.kms_key_arn]
-  }
-
-  statement {
-    sid     = "Table"
-    actions = ["dynamodb:BatchWriteItem"]
-    # Tables named <prefix>-*.
-    resources = [local.tables]
-  }
-
-  statement {
-    sid     = "Queue"
-    actions = ["sqs:SendMessage"]
-    # Queues named <prefix>-*.
-    resources = [local.queues]
-  }
-
-  statement {
-    sid     = "Transformers"
-    actions = ["lambda:GetFunctionConfiguration", "lambda:InvokeFunction"]
-    # Functions named <prefix>-*.
-    resources = [local.functions]
-  }
-
-  statement {
-    sid     = "Schema"
-    actions = ["glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"]
-    # The catalog, this environment's database and its tables.
-    resources = local.glue
   }
 
   statement {

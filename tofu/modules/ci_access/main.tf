@@ -6,8 +6,9 @@
 #   - <prefix>-ci-plan: assumable from the plan branch; read-only, for `tofu plan -lock=false`.
 # The CI roles, their policies and the boundary live under a separate IAM path that the deploy
 # role cannot write to: changing them takes an administrator's apply (see tofu/README.md).
-# Files: roles.tf (OIDC provider, roles), read.tf, write_data.tf, write_compute.tf (their policies),
-# boundary.tf (the workload permissions boundary).
+# Files: roles.tf (OIDC provider, roles), families.tf (each resource family's ARNs and actions, once),
+# read.tf, write_data.tf, write_compute.tf (the roles' policies), boundary.tf (the workload
+# permissions boundary).
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 data "aws_partition" "current" {}

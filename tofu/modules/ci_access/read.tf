@@ -1,7 +1,9 @@
 # Read access to everything this configuration manages: the plan role's only policy, and the
-# deploy role's first.
+# deploy role's first. The families' read actions come from families.tf.
 
 data "aws_iam_policy_document" "read" {
+  source_policy_documents = [data.aws_iam_policy_document.families["read"].json]
+
   statement {
     sid = "AccountWideLists"
     actions = [
@@ -32,156 +34,6 @@ data "aws_iam_policy_document" "read" {
       actions   = ["kms:Decrypt"]
       resources = [statement.value]
     }
-  }
-
-  statement {
-    sid = "ReadKeys"
-    actions = [
-      "kms:DescribeKey",
-      "kms:GetKeyPolicy",
-      "kms:GetKeyRotationStatus",
-      "kms:ListResourceTags",
-    ]
-    # Key ids are random: any key, but only with this environment's tags (conditions below).
-    resources = [local.keys]
-    dynamic "condition" {
-      for_each = local.key_tags
-      content {
-        test     = "StringEquals"
-        variable = condition.key
-        values   = [condition.value]
-      }
-    }
-  }
-
-  statement {
-    sid = "ReadBuckets"
-    actions = [
-      "s3:GetAccelerateConfiguration",
-      "s3:GetBucketAcl",
-      "s3:GetBucketCORS",
-      "s3:GetBucketLocation",
-      "s3:GetBucketLogging",
-      "s3:GetBucketObjectLockConfiguration",
-      "s3:GetBucketOwnershipControls",
-      "s3:GetBucketPolicy",
-      "s3:GetBucketPublicAccessBlock",
-      "s3:GetBucketRequestPayment",
-      "s3:GetBucketTagging",
-      "s3:GetBucketVersioning",
-      "s3:GetBucketWebsite",
-      "s3:GetEncryptionConfiguration",
-      "s3:GetLifecycleConfiguration",
-      "s3:GetReplicationConfiguration",
-      "s3:ListBucket",
-    ]
-    # Buckets named <prefix>-*.
-    resources = [local.buckets]
-  }
-
-  statement {
-    sid = "ReadStreams"
-    actions = [
-      "kinesis:DescribeStream",
-      "kinesis:DescribeStreamConsumer",
-      "kinesis:DescribeStreamSummary",
-      "kinesis:ListStreamConsumers",
-      "kinesis:ListTagsForResource",
-      "kinesis:ListTagsForStream",
-    ]
-    # Streams named <prefix>-* and their consumers.
-    resources = [local.streams, local.stream_consumers]
-  }
-
-  statement {
-    sid = "ReadTables"
-    actions = [
-      "dynamodb:DescribeContinuousBackups",
-      "dynamodb:DescribeTable",
-      "dynamodb:DescribeTimeToLive",
-      "dynamodb:GetResourcePolicy",
-      "dynamodb:ListTagsOfResource",
-    ]
-    # Tables named <prefix>-*.
-    resources = [local.tables]
-  }
-
-  statement {
-    sid = "ReadFunctions"
-    actions = [
-      "lambda:GetFunction",
-      "lambda:GetFunctionCodeSigningConfig",
-      "lambda:GetFunctionConfiguration",
-      "lambda:GetFunctionRecursionConfig",
-      "lambda:GetPolicy",
-      "lambda:GetRuntimeManagementConfig",
-      "lambda:ListTags",
-      "lambda:ListVersionsByFunction",
-    ]
-    # Functions named <prefix>-*.
-    resources = [local.functions]
-  }
-
-  statement {
-    sid     = "ReadEventSourceMappings"
-    actions = ["lambda:GetEventSourceMapping", "lambda:ListTags"]
-    # Mapping ids are random UUIDs.
-    resources = [local.mappings]
-  }
-
-  statement {
-    sid     = "ReadLogGroups"
-    actions = ["logs:DescribeLogStreams", "logs:ListTagsForResource", "logs:ListTagsLogGroup"]
-    # Log groups named after this configuration's functions, streams and API (API ids are random).
-    resources = local.log_groups
-  }
-
-  statement {
-    sid     = "ReadQueues"
-    actions = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ListQueueTags"]
-    # Queues named <prefix>-*.
-    resources = [local.queues]
-  }
-
-  statement {
-    sid     = "ReadTopics"
-    actions = ["sns:GetSubscriptionAttributes", "sns:GetTopicAttributes", "sns:ListTagsForResource"]
-    # Topics named <prefix>-* and their subscriptions.
-    resources = [local.topics]
-  }
-
-  statement {
-    sid     = "ReadDeliveryStreams"
-    actions = ["firehose:DescribeDeliveryStream", "firehose:ListTagsForDeliveryStream"]
-    # Delivery streams named <prefix>-*.
-    resources = [local.delivery_streams]
-  }
-
-  statement {
-    sid     = "ReadCatalog"
-    actions = ["glue:GetDatabase", "glue:GetPartitionIndexes", "glue:GetTable", "glue:GetTags"]
-    # The catalog, this environment's database and its tables.
-    resources = local.glue
-  }
-
-  statement {
-    sid       = "ReadWorkgroup"
-    actions   = ["athena:BatchGetNamedQuery", "athena:GetNamedQuery", "athena:GetWorkGroup", "athena:ListNamedQueries", "athena:ListTagsForResource"]
-    resources = [local.workgroup]
-  }
-
-  statement {
-    sid     = "ReadApi"
-    actions = ["apigateway:GET"]
-    # API Gateway resources are addressed by path; REST API, key and plan ids are random.
-    resources = local.apigateway
-  }
-
-  statement {
-    sid     = "ReadAlarms"
-    actions = ["cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource"]
-    # Alarms named <prefix>-*.
-    resources = [local.alarms]
   }
 
   statement {

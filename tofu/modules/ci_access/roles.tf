@@ -14,32 +14,21 @@ data "aws_iam_openid_connect_provider" "github" {
   url = "https://${local.oidc_host}"
 }
 
-data "aws_iam_policy_document" "trust_deploy" {
-  statement {
-    actions = ["sts:AssumeRoleWithWebIdentity"]
-    principals {
-      type        = "Federated"
-      identifiers = [local.oidc_provider_arn]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "${local.oidc_host}:aud"
-      values   = ["sts.amazonaws.com"]
-    }
-    # Only jobs that name the environment (`environment: prod`): their token's subject is
-    # repo:<owner>/<repo>:environment:<name>, so the environment's reviewers and branch rules
-    # always apply. A `ref:refs/heads/...` subject would let any job on that branch deploy without
-    # them. GitHub Docs, "OpenID Connect reference" (example subject claims, filtering for a
-    # specific environment).
-    condition {
-      test     = "StringEquals"
-      variable = "${local.oidc_host}:sub"
-      values   = ["repo:${var.github_repository}:environment:${var.deploy_environment}"]
-    }
+locals {
+  # The one subject (token `sub` claim) each CI role trusts. Deploy: only jobs that name the
+  # environment (`environment: prod`), whose subject is repo:<owner>/<repo>:environment:<name>,
+  # so the environment's reviewers and branch rules always apply; a `ref:refs/heads/...` subject
+  # would let any job on that branch deploy without them. GitHub Docs, "OpenID Connect reference"
+  # (example subject claims, filtering for a specific environment). Plan: the plan branch.
+  trusted_subjects = {
+    deploy = "repo:${var.github_repository}:environment:${var.deploy_environment}"
+    plan   = "repo:${var.github_repository}:ref:refs/heads/${var.plan_branch}"
   }
 }
 
-data "aws_iam_policy_document" "trust_plan" {
+data "aws_iam_policy_document" "trust" {
+  for_each = local.trusted_subjects
+
   statement {
     actions = ["sts:AssumeRoleWithWebIdentity"]
     principals {
@@ -54,7 +43,7 @@ data "aws_iam_policy_document" "trust_plan" {
     condition {
       test     = "StringEquals"
       variable = "${local.oidc_host}:sub"
-      values   = ["repo:${var.github_repository}:ref:refs/heads/${var.plan_branch}"]
+      values   = [each.value]
     }
   }
 }
@@ -63,7 +52,7 @@ resource "aws_iam_role" "deploy" {
   name                 = "${local.prefix}-ci-deploy"
   path                 = local.ci_path
   description          = "tofu plan/apply of orderflow ${var.environment} from GitHub Actions (${var.github_repository}, environment ${var.deploy_environment})"
-  assume_role_policy   = data.aws_iam_policy_document.trust_deploy.json
+  assume_role_policy   = data.aws_iam_policy_document.trust["deploy"].json
   max_session_duration = 3600
 }
 
@@ -71,7 +60,7 @@ resource "aws_iam_role" "plan" {
   name                 = "${local.prefix}-ci-plan"
   path                 = local.ci_path
   description          = "Read-only tofu plan of orderflow ${var.environment} from GitHub Actions (${var.github_repository}, ${var.plan_branch})"
-  assume_role_policy   = data.aws_iam_policy_document.trust_plan.json
+  assume_role_policy   = data.aws_iam_policy_document.trust["plan"].json
   max_session_duration = 3600
 }
 

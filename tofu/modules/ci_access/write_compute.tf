@@ -1,20 +1,9 @@
 # Deploy-role writes, part 2: the Lambdas, the workload roles (only under the workload IAM path,
-# only with the boundary of boundary.tf), API Gateway, queues, topics, logs and alarms.
+# only with the boundary of boundary.tf), API Gateway, queues, topics, logs and alarms. The
+# families' write_compute actions come from families.tf.
 
 data "aws_iam_policy_document" "write_compute" {
-  statement {
-    sid = "Functions"
-    actions = [
-      "lambda:CreateFunction",
-      "lambda:DeleteFunction",
-      "lambda:TagResource",
-      "lambda:UntagResource",
-      "lambda:UpdateFunctionCode",
-      "lambda:UpdateFunctionConfiguration",
-    ]
-    # Functions named <prefix>-*.
-    resources = [local.functions]
-  }
+  source_policy_documents = [data.aws_iam_policy_document.families["write_compute"].json]
 
   statement {
     sid     = "EventSourceMappings"
@@ -27,18 +16,6 @@ data "aws_iam_policy_document" "write_compute" {
       variable = "lambda:FunctionArn"
       values   = [local.functions]
     }
-  }
-
-  # Tagging is a separate statement: lambda:FunctionArn is a condition key of the three mapping
-  # actions above only, not of TagResource/UntagResource, so under that condition a tag request
-  # (also made for tags on create) is denied. Service Authorization Reference, "Actions, resources,
-  # and condition keys for AWS Lambda"; Lambda Developer Guide, "Using tags on event source
-  # mappings" (lambda:TagResource is needed to tag on create).
-  statement {
-    sid     = "TagEventSourceMappings"
-    actions = ["lambda:TagResource", "lambda:UntagResource"]
-    # Mapping ids are random UUIDs: any mapping of this account and region.
-    resources = [local.mappings]
   }
 
   statement {
@@ -81,62 +58,6 @@ data "aws_iam_policy_document" "write_compute" {
       variable = "iam:PassedToService"
       values   = ["apigateway.amazonaws.com", "firehose.amazonaws.com", "lambda.amazonaws.com"]
     }
-  }
-
-  statement {
-    sid = "LogGroups"
-    actions = [
-      "logs:AssociateKmsKey",
-      "logs:CreateLogGroup",
-      "logs:CreateLogStream",
-      "logs:DeleteLogGroup",
-      "logs:DeleteLogStream",
-      "logs:DeleteRetentionPolicy",
-      "logs:DisassociateKmsKey",
-      "logs:PutRetentionPolicy",
-      "logs:TagLogGroup",
-      "logs:TagResource",
-      "logs:UntagLogGroup",
-      "logs:UntagResource",
-    ]
-    # Log groups named after this configuration's functions, streams and API (API ids are random).
-    resources = local.log_groups
-  }
-
-  statement {
-    sid     = "Queues"
-    actions = ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "sqs:TagQueue", "sqs:UntagQueue"]
-    # Queues named <prefix>-*.
-    resources = [local.queues]
-  }
-
-  statement {
-    sid = "Topics"
-    actions = [
-      "sns:CreateTopic",
-      "sns:DeleteTopic",
-      "sns:SetTopicAttributes",
-      "sns:Subscribe",
-      "sns:TagResource",
-      "sns:Unsubscribe",
-      "sns:UntagResource",
-    ]
-    # Topics named <prefix>-* and their subscriptions.
-    resources = [local.topics]
-  }
-
-  statement {
-    sid     = "Api"
-    actions = ["apigateway:DELETE", "apigateway:PATCH", "apigateway:POST", "apigateway:PUT"]
-    # API Gateway resources are addressed by path; REST API, key and plan ids are random.
-    resources = local.apigateway
-  }
-
-  statement {
-    sid     = "Alarms"
-    actions = ["cloudwatch:DeleteAlarms", "cloudwatch:PutMetricAlarm", "cloudwatch:TagResource", "cloudwatch:UntagResource"]
-    # Alarms named <prefix>-*.
-    resources = [local.alarms]
   }
 }
 

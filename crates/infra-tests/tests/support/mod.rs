@@ -436,3 +436,87 @@ pub(crate) fn has_comment(line: &str) -> bool {
     }
     false
 }
+
+/// The statements a module's table of resource families makes (`tofu/modules/ci_access/
+/// families.tf`): for each family of `local.families` and each policy of
+/// `local.family_policies` the family has actions for, the statement the `families` document's
+/// `dynamic "statement"` renders, as a body with `sid`, `actions`, `resources` and one
+/// `StringEquals` `condition` block per entry of the family's `conditions`. Empty for a module
+/// without the table.
+pub(crate) fn family_statements(files: &[TfFile], file: &TfFile) -> Vec<Body> {
+    let file_locals = file.locals();
+    let (Some(Expression::Object(families)), Some(Expression::Object(policies))) = (
+        file_locals.get("families").copied(),
+        file_locals.get("family_policies").copied(),
+    ) else {
+        return Vec::new();
+    };
+    let locals = module_locals(files, file);
+    let field = |object: &hcl::expr::Object<ObjectKey, Expression>, name: &str| {
+        object
+            .iter()
+            .find(|(key, _)| object_key(key).as_deref() == Some(name))
+            .map(|(_, value)| value.clone())
+    };
+    let mut statements = Vec::new();
+    for (family_key, family) in families {
+        let family_name = object_key(family_key).expect("a family is named by an identifier");
+        let Expression::Object(family) = family else {
+            panic!("{}: families.{family_name} must be an object", file.path);
+        };
+        let resources = field(family, "resources")
+            .unwrap_or_else(|| panic!("{}: families.{family_name} has no resources", file.path));
+        let conditions = match field(family, "conditions") {
+            None => Vec::new(),
+            Some(expr) => {
+                let resolved = match &expr {
+                    Expression::Traversal(_) => traversal_path(&expr)
+                        .filter(|path| path.len() == 2 && path[0] == "local")
+                        .and_then(|path| locals.get(&path[1]).copied().cloned())
+                        .unwrap_or_else(|| {
+                            panic!(
+                                "{}: families.{family_name}.conditions: unknown local",
+                                file.path
+                            )
+                        }),
+                    _ => expr.clone(),
+                };
+                let Expression::Object(conditions) = resolved else {
+                    panic!(
+                        "{}: families.{family_name}.conditions must be an object",
+                        file.path
+                    );
+                };
+                conditions
+                    .iter()
+                    .map(|(variable, value)| {
+                        Block::builder("condition")
+                            .add_attribute(("test", "StringEquals"))
+                            .add_attribute((
+                                "variable",
+                                object_key(variable).expect("a condition key is a string"),
+                            ))
+                            .add_attribute(("values", Expression::Array(vec![value.clone()])))
+                            .build()
+                    })
+                    .collect()
+            }
+        };
+        for (policy_key, prefix) in policies {
+            let policy = object_key(policy_key).expect("a policy is named by an identifier");
+            let Some(actions) = field(family, &policy) else {
+                continue;
+            };
+            let prefix = string_value(prefix).expect("a sid prefix is a literal");
+            statements.push(
+                Body::builder()
+                    .add_attribute(("sid", format!("{prefix}{family_name}")))
+                    .add_attribute(("actions", actions))
+                    .add_attribute(("resources", resources.clone()))
+                    .add_blocks(conditions.clone())
+                    .build(),
+            );
+        }
+    }
+    statements
+}
