@@ -95,6 +95,7 @@
             ./crates/domain/schema
             ./sql
             ./tofu/pipeline.json
+            ./tofu/pipeline.bounds.json
             ./tofu/lambdas.json
           ];
           src = lib.fileset.toSource {

@@ -2,9 +2,16 @@ data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
-locals {
-  # The one settings file, also read by the local twin (docs/design.md section 7).
+# The one settings file, also read by the local twin (docs/design.md section 7), checked once.
+module "settings" {
+  source = "./modules/settings"
+
   pipeline = jsondecode(file("${path.module}/pipeline.json"))
+  bounds   = jsondecode(file("${path.module}/pipeline.bounds.json")).bounds
+}
+
+locals {
+  pipeline = module.settings.pipeline
 
   # The one definition of the analytics tables (docs/design.md section 4).
   table_file_path = "${path.module}/../sql/tables.json"

@@ -11,6 +11,70 @@ use serde::Deserialize;
 /// `tofu/pipeline.json` as built into the binary; `--settings FILE` reads another copy.
 pub const PIPELINE_JSON: &str = include_str!("../../../tofu/pipeline.json");
 
+/// `tofu/pipeline.bounds.json`, the bounds of every number in [`PIPELINE_JSON`] (also checked
+/// by OpenTofu's `modules/settings`): AWS's ranges and the design's (docs/design.md section 7).
+pub const PIPELINE_BOUNDS_JSON: &str = include_str!("../../../tofu/pipeline.bounds.json");
+
+/// One entry of [`PIPELINE_BOUNDS_JSON`].
+#[derive(Debug, Deserialize)]
+struct Bound {
+    min: f64,
+    max: Option<f64>,
+    whole: bool,
+    why: String,
+}
+
+/// The settings of `value` outside [`PIPELINE_BOUNDS_JSON`], each as "key is value: must be
+/// ... (why)", in the words `tofu/modules/settings` uses; a bounded key that is missing or not
+/// a number is a problem too. A bound on `section.*` applies to every key of `section`.
+fn out_of_bounds(value: &serde_json::Value) -> Vec<String> {
+    #[derive(Deserialize)]
+    struct File {
+        bounds: std::collections::BTreeMap<String, Bound>,
+    }
+    let file: File = serde_json::from_str(PIPELINE_BOUNDS_JSON)
+        .expect("tofu/pipeline.bounds.json is valid (tested)");
+    let mut bounded: Vec<(String, &Bound)> = Vec::new();
+    for (key, bound) in &file.bounds {
+        match key.strip_suffix(".*") {
+            Some(section) => bounded.extend(
+                value[section]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|fields| fields.keys())
+                    .map(|name| (format!("{section}.{name}"), bound)),
+            ),
+            None => bounded.push((key.clone(), bound)),
+        }
+    }
+    let mut problems = Vec::new();
+    for (key, bound) in bounded {
+        let found = key.split('.').fold(value, |value, part| &value[part]);
+        let Some(number) = found.as_f64() else {
+            problems.push(format!(
+                "{key} is {found}: must be a number ({})",
+                bound.why
+            ));
+            continue;
+        };
+        let within = number >= bound.min
+            && bound.max.is_none_or(|max| number <= max)
+            && (!bound.whole || number.fract() == 0.0);
+        if !within {
+            let whole = if bound.whole { "a whole number " } else { "" };
+            let range = match bound.max {
+                Some(max) => format!("{} to {max}", bound.min),
+                None => format!(">= {}", bound.min),
+            };
+            problems.push(format!(
+                "{key} is {found}: must be {whole}{range} ({})",
+                bound.why
+            ));
+        }
+    }
+    problems
+}
+
 /// `tofu/lambdas.json`, the Lambdas' names (also read by OpenTofu, the flake, xtask and CI):
 /// each is a Cargo binary, its zip and the function's name after the resource prefix.
 pub const LAMBDAS_JSON: &str = include_str!("../../../tofu/lambdas.json");
@@ -92,12 +156,13 @@ pub struct ConsumerSettings {
 }
 
 impl ConsumerSettings {
-    /// Retries before a failing batch goes to the failure store; `None` for AWS's `-1`.
+    /// Retries before a failing batch goes to the failure store; `None` for AWS's `-1` (which
+    /// `tofu/pipeline.bounds.json` refuses, as the deployment does).
     pub fn retry_limit(&self) -> Option<u32> {
         u32::try_from(self.maximum_retry_attempts).ok()
     }
 
-    /// The record age limit; `None` for AWS's `-1`.
+    /// The record age limit; `None` for AWS's `-1` (refused by the bounds, as above).
     pub fn max_record_age(&self) -> Option<Duration> {
         u64::try_from(self.maximum_record_age_seconds)
             .ok()
@@ -113,7 +178,7 @@ pub struct DeliverySettings {
     /// Output buffer age that triggers a delivery.
     pub buffering_interval_seconds: u64,
     /// Bytes gathered before the transformer is invoked.
-    pub processor_buffer_size_mb: u64,
+    pub processor_buffer_size_mb: f64,
     /// Firehose's processor buffer interval (AWS: 60 to 900 s). Range-checked; the twin invokes
     /// the transformer as soon as it has read what the stream holds, so it never waits this long
     /// (README, "How the twin differs").
@@ -153,129 +218,53 @@ pub struct YearRange {
 impl PipelineSettings {
     /// The settings built into the binary.
     pub fn built_in() -> Self {
-        serde_json::from_str(PIPELINE_JSON).expect("tofu/pipeline.json is valid (tested)")
+        Self::from_value(serde_json::from_str(PIPELINE_JSON).expect("tofu/pipeline.json is JSON"))
+            .expect("tofu/pipeline.json is within its bounds (tested)")
     }
 
     /// Reads a settings file.
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the pipeline settings {}", path.display()))?;
-        let settings: Self = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a valid pipeline settings file", path.display()))?;
-        settings
-            .check()
-            .with_context(|| format!("in {}", path.display()))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        Self::from_value(value).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Checks decoded settings against [`PIPELINE_BOUNDS_JSON`], then reads them and refuses
+    /// what the twin cannot emulate ([`Self::check`]).
+    pub fn from_value(value: serde_json::Value) -> Result<Self> {
+        let problems = out_of_bounds(&value);
+        anyhow::ensure!(problems.is_empty(), "{}", problems.join("; "));
+        let settings: Self =
+            serde_json::from_value(value).context("not a valid pipeline settings file")?;
+        settings.check()?;
         Ok(settings)
     }
 
-    /// Rejects settings AWS would reject (the ranges of the Lambda CreateEventSourceMapping,
-    /// Kinesis and Firehose API references), and settings the twin cannot emulate, each with
-    /// the key, the value and the allowed range.
+    /// Refuses settings the bounds cannot express and settings the twin cannot emulate, each
+    /// with the key, the value and why.
     pub fn check(&self) -> Result<()> {
         let c = &self.consumer;
-        let d = &self.delivery;
         let mut problems = Vec::new();
-        let mut range = |key: &str, value: i64, min: i64, max: i64| {
-            if !(min..=max).contains(&value) {
-                problems.push(format!("{key} is {value}: must be {min} to {max}"));
-            }
-        };
-        range(
-            "stream.shard_count",
-            self.stream.shard_count.into(),
-            1,
-            10_000,
-        );
-        // Kinesis retention: 24 hours to 365 days.
-        range(
-            "stream.retention_hours",
-            self.stream.retention_hours.into(),
-            24,
-            8_760,
-        );
-        range("consumer.batch_size", c.batch_size as i64, 1, 10_000);
-        // PutRecords takes at most 500 records (the ingestion_api module's validation).
-        range(
-            "api.max_batch_orders",
-            self.api.max_batch_orders as i64,
-            1,
-            orderflow_api::MAX_BATCH_ORDERS as i64,
-        );
-        range(
-            "consumer.maximum_batching_window_seconds",
-            c.maximum_batching_window_seconds as i64,
-            0,
-            300,
-        );
-        range(
-            "consumer.maximum_retry_attempts",
-            c.maximum_retry_attempts,
-            -1,
-            10_000,
-        );
-        range("consumer.timeout_seconds", c.timeout_seconds as i64, 1, 900);
-        range(
-            "consumer.parallelization_factor",
-            c.parallelization_factor.into(),
-            1,
-            10,
-        );
-        // Firehose BufferingHints: 1 to 128 MiB and 0 to 900 s; zero buffering is not available
-        // with dynamic partitioning ("Buffer data for dynamic partitioning"), and record format
-        // conversion needs a buffer of at least 64 MiB.
-        range(
-            "delivery.buffering_size_mb",
-            d.buffering_size_mb as i64,
-            64,
-            128,
-        );
-        range(
-            "delivery.buffering_interval_seconds",
-            d.buffering_interval_seconds as i64,
-            1,
-            900,
-        );
-        // Lambda processor parameters: BufferSizeInMBs 0.2 to 3, BufferIntervalInSeconds 60 to 900.
-        range(
-            "delivery.processor_buffer_size_mb",
-            d.processor_buffer_size_mb as i64,
-            1,
-            3,
-        );
-        range(
-            "delivery.processor_buffer_interval_seconds",
-            d.processor_buffer_interval_seconds as i64,
-            60,
-            900,
-        );
-        // The catalog module's validation (tofu/modules/catalog/variables.tf): four-digit years,
-        // the `digits = 4` of the projection.
         let years = self.athena.partition_projection_years;
-        if !(1970 <= years.first && years.first <= years.last && years.last <= 9999) {
+        if years.first > years.last {
             problems.push(format!(
-                "athena.partition_projection_years is {} to {}: needs 1970 <= first <= last <= 9999",
+                "athena.partition_projection_years is {} to {}: first is after last",
                 years.first, years.last
-            ));
-        }
-        if c.maximum_record_age_seconds != -1
-            && !(60..=604_800).contains(&c.maximum_record_age_seconds)
-        {
-            problems.push(format!(
-                "consumer.maximum_record_age_seconds is {}: must be -1 (no limit) or 60 to 604800",
-                c.maximum_record_age_seconds
             ));
         }
         match c.starting_position.as_str() {
             "TRIM_HORIZON" => {}
-            "LATEST" | "AT_TIMESTAMP" => problems.push(format!(
-                "consumer.starting_position is {}: the twin emulates TRIM_HORIZON only (use a --settings copy with TRIM_HORIZON)",
-                c.starting_position
-            )),
+            "LATEST" => problems.push(
+                "consumer.starting_position is LATEST: the twin emulates TRIM_HORIZON only (use a --settings copy with TRIM_HORIZON)"
+                    .to_owned(),
+            ),
             other => problems.push(format!(
-                "consumer.starting_position is {other:?}: must be TRIM_HORIZON, LATEST or AT_TIMESTAMP"
+                "consumer.starting_position is {other:?}: must be TRIM_HORIZON or LATEST"
             )),
         }
-        if c.parallelization_factor > 1 && c.parallelization_factor <= 10 {
+        if c.parallelization_factor > 1 {
             problems.push(format!(
                 "consumer.parallelization_factor is {}: the twin emulates 1 only (one batch per shard at a time)",
                 c.parallelization_factor
@@ -303,65 +292,139 @@ mod tests {
     fn with(edit: impl FnOnce(&mut serde_json::Value)) -> Result<PipelineSettings> {
         let mut value: serde_json::Value = serde_json::from_str(PIPELINE_JSON).unwrap();
         edit(&mut value);
-        let settings: PipelineSettings = serde_json::from_value(value)?;
-        settings.check()?;
-        Ok(settings)
+        PipelineSettings::from_value(value)
     }
 
-    /// Issue 11, item 8: AWS's ranges are enforced, `-1` means "infinite", and keys the twin
+    /// Issue 11, item 8: the bounds of tofu/pipeline.bounds.json (AWS's ranges and the
+    /// design's) are enforced with the words OpenTofu's settings module uses, and keys the twin
     /// cannot emulate are refused by name instead of being ignored.
     #[test]
-    fn settings_out_of_aws_ranges_or_not_emulated_are_refused_by_name() {
-        let refused = |edit: fn(&mut serde_json::Value), key: &str| {
-            let error = with(edit).unwrap_err().to_string();
-            assert!(error.contains(key), "{key}: {error}");
-        };
-        refused(
-            |v| v["delivery"]["buffering_size_mb"] = 5.into(),
-            "delivery.buffering_size_mb is 5",
-        );
-        refused(
-            |v| v["consumer"]["maximum_record_age_seconds"] = 30.into(),
-            "maximum_record_age_seconds is 30",
-        );
-        refused(
-            |v| v["consumer"]["maximum_retry_attempts"] = (-2).into(),
-            "maximum_retry_attempts is -2",
-        );
-        refused(
-            |v| v["consumer"]["parallelization_factor"] = 2.into(),
-            "parallelization_factor is 2",
-        );
-        refused(
-            |v| v["consumer"]["starting_position"] = "LATEST".into(),
-            "starting_position is LATEST",
-        );
-        refused(
-            |v| v["delivery"]["processor_buffer_interval_seconds"] = 10.into(),
-            "processor_buffer_interval_seconds is 10",
-        );
-        refused(
-            |v| v["api"]["max_batch_orders"] = 501.into(),
-            "api.max_batch_orders is 501: must be 1 to 500",
-        );
-        refused(
-            |v| v["athena"]["partition_projection_years"]["first"] = 2050.into(),
-            "athena.partition_projection_years is 2050 to 2040",
-        );
+    fn settings_out_of_bounds_or_not_emulated_are_refused_by_name() {
+        // (setting, value, what the error must say). AWS's -1 (unbounded) is refused by the
+        // design, as OpenTofu refuses it.
+        let cases: [(&str, serde_json::Value, &str); 12] = [
+            (
+                "/delivery/buffering_size_mb",
+                5.into(),
+                "delivery.buffering_size_mb is 5: must be a whole number 64 to 128 (Firehose",
+            ),
+            (
+                "/consumer/maximum_record_age_seconds",
+                30.into(),
+                "maximum_record_age_seconds is 30",
+            ),
+            (
+                "/consumer/maximum_retry_attempts",
+                (-1).into(),
+                "maximum_retry_attempts is -1",
+            ),
+            (
+                "/consumer/maximum_record_age_seconds",
+                (-1).into(),
+                "maximum_record_age_seconds is -1",
+            ),
+            (
+                "/consumer/parallelization_factor",
+                2.into(),
+                "parallelization_factor is 2",
+            ),
+            (
+                "/consumer/starting_position",
+                "LATEST".into(),
+                "starting_position is LATEST",
+            ),
+            (
+                "/delivery/processor_buffer_interval_seconds",
+                10.into(),
+                "processor_buffer_interval_seconds is 10",
+            ),
+            (
+                "/delivery/processor_buffer_size_mb",
+                0.1.into(),
+                "delivery.processor_buffer_size_mb is 0.1: must be 0.2 to 3",
+            ),
+            (
+                "/api/max_batch_orders",
+                501.into(),
+                "api.max_batch_orders is 501: must be a whole number 1 to 500",
+            ),
+            ("/retention/log_days", 0.into(), "retention.log_days is 0"),
+            (
+                "/consumer/batch_size",
+                "many".into(),
+                "consumer.batch_size is \"many\": must be a number",
+            ),
+            (
+                "/athena/partition_projection_years/first",
+                2050.into(),
+                "athena.partition_projection_years is 2050 to 2040",
+            ),
+        ];
+        for (pointer, value, expected) in cases {
+            let error = with(|settings| {
+                *settings
+                    .pointer_mut(pointer)
+                    .expect("a setting of pipeline.json") = value;
+            })
+            .map(|_| ())
+            .unwrap_err();
+            let error = format!("{error:#}");
+            assert!(error.contains(expected), "{pointer}: {error}");
+        }
 
-        let infinite = with(|v| {
-            v["consumer"]["maximum_retry_attempts"] = (-1).into();
-            v["consumer"]["maximum_record_age_seconds"] = (-1).into();
-        })
-        .unwrap();
-        assert_eq!(infinite.consumer.retry_limit(), None);
-        assert_eq!(infinite.consumer.max_record_age(), None);
+        // A fractional processor buffer within the bounds is read as such.
+        let fractional = with(|v| v["delivery"]["processor_buffer_size_mb"] = 0.5.into()).unwrap();
+        assert_eq!(fractional.delivery.processor_buffer_size_mb, 0.5);
         let built_in = PipelineSettings::built_in();
         assert_eq!(built_in.consumer.retry_limit(), Some(5));
         assert_eq!(
             built_in.consumer.max_record_age(),
             Some(Duration::from_secs(3600))
         );
+    }
+
+    /// The bounds file covers every number of the settings file, so no setting goes unchecked.
+    #[test]
+    fn every_number_in_the_settings_has_a_bound() {
+        fn numbers(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(fields) => {
+                    for (name, field) in fields {
+                        let key = if prefix.is_empty() {
+                            name.clone()
+                        } else {
+                            format!("{prefix}.{name}")
+                        };
+                        numbers(&key, field, out);
+                    }
+                }
+                serde_json::Value::Number(_) => out.push(prefix.to_owned()),
+                _ => {}
+            }
+        }
+        let settings: serde_json::Value = serde_json::from_str(PIPELINE_JSON).unwrap();
+        let bounds: serde_json::Value = serde_json::from_str(PIPELINE_BOUNDS_JSON).unwrap();
+        let bounds = bounds["bounds"].as_object().unwrap();
+        let mut keys = Vec::new();
+        numbers("", &settings, &mut keys);
+        assert!(keys.len() > 20, "{keys:?}");
+        for key in keys {
+            let section = key.split('.').next().unwrap();
+            assert!(
+                bounds.contains_key(&key) || bounds.contains_key(&format!("{section}.*")),
+                "tofu/pipeline.json: {key} has no bound in tofu/pipeline.bounds.json"
+            );
+        }
+        for key in bounds.keys() {
+            let found = key
+                .trim_end_matches(".*")
+                .split('.')
+                .fold(&settings, |value, part| &value[part]);
+            assert!(
+                !found.is_null(),
+                "tofu/pipeline.bounds.json: {key} is not a setting"
+            );
+        }
     }
 
     #[test]

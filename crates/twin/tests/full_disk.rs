@@ -84,10 +84,12 @@ async fn a_full_disk_acknowledges_nothing_it_did_not_write_and_recovers() {
         return;
     };
     let data = disk.0.join("data");
-    // Retries without end, so that the test is about the disk, not about the retry budget.
+    // The most retries and the longest record age tofu/pipeline.bounds.json allows (AWS's -1,
+    // unbounded, is refused by design), so that the test is about the disk, not about the retry
+    // budget.
     let settings = settings_file(&dir, |s| {
-        s["consumer"]["maximum_retry_attempts"] = (-1).into();
-        s["consumer"]["maximum_record_age_seconds"] = (-1).into();
+        s["consumer"]["maximum_retry_attempts"] = 10_000.into();
+        s["consumer"]["maximum_record_age_seconds"] = 604_800.into();
     });
     let twin = TwinProcess::start(&data, &settings, &["--no-limits"]);
     let http = reqwest::Client::new();

@@ -19,16 +19,10 @@ variable "kms_key_arn" {
 }
 
 variable "athena_settings" {
-  description = "The athena section of tofu/pipeline.json."
+  description = "The athena section of tofu/pipeline.json. Checked in modules/settings."
   type = object({
     bytes_scanned_cutoff_per_query = number
   })
-
-  validation {
-    # Athena's minimum is 10 MB; the cutoff is the guard against accidental full scans.
-    condition     = var.athena_settings.bytes_scanned_cutoff_per_query >= 10485760
-    error_message = "athena.bytes_scanned_cutoff_per_query must be at least 10485760 (10 MB)."
-  }
 }
 
 variable "named_queries_dir" {

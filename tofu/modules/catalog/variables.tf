@@ -19,14 +19,9 @@ variable "data_bucket_name" {
 }
 
 variable "partition_projection_years" {
-  description = "First and last year the partition projection enumerates (athena.partition_projection_years in tofu/pipeline.json, which the twin's SQL reads too). Rows whose order_date falls outside are stored but invisible to Athena; a wider range makes queries without a year filter slower."
+  description = "First and last year the partition projection enumerates (athena.partition_projection_years in tofu/pipeline.json, which the twin's SQL reads too). Rows whose order_date falls outside are stored but invisible to Athena; a wider range makes queries without a year filter slower. Checked in modules/settings."
   type = object({
     first = number
     last  = number
   })
-
-  validation {
-    condition     = var.partition_projection_years.first >= 1970 && var.partition_projection_years.last >= var.partition_projection_years.first && var.partition_projection_years.last <= 9999
-    error_message = "athena.partition_projection_years needs 1970 <= first <= last <= 9999."
-  }
 }

@@ -9,23 +9,13 @@ variable "environment" {
 }
 
 variable "workload_iam_path" {
-  description = "IAM path of the workload roles the deploy role may create and pass (e.g. /orderflow/prod/)."
+  description = "IAM path of the workload roles the deploy role may create and pass (e.g. /orderflow/prod/). Made from the environment, which tofu/variables.tf checks."
   type        = string
-
-  validation {
-    condition     = can(regex("^/([A-Za-z0-9_-]+/)+$", var.workload_iam_path))
-    error_message = "workload_iam_path must look like /orderflow/prod/."
-  }
 }
 
 variable "github_repository" {
-  description = "GitHub repository (owner/name) trusted by the roles."
+  description = "GitHub repository (owner/name) trusted by the roles. Checked in tofu/variables.tf."
   type        = string
-
-  validation {
-    condition     = can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github_repository))
-    error_message = "github_repository must look like owner/name."
-  }
 }
 
 variable "deploy_environment" {

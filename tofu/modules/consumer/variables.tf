@@ -9,13 +9,8 @@ variable "function_name" {
 }
 
 variable "workload" {
-  description = "What every workload role and log group of the stack shares (local.workload in tofu/main.tf): the roles' IAM path and permissions boundary, the stack's KMS key, and the log retention (retention.log_days in tofu/pipeline.json)."
-  type = object({
-    iam_path                 = string
-    permissions_boundary_arn = string
-    kms_key_arn              = string
-    log_retention_days       = number
-  })
+  description = "local.workload of tofu/main.tf, what every workload role and log group shares; its fields are declared in modules/lambda_function/variables.tf."
+  type        = any
 }
 
 variable "lambda_zip" {
@@ -40,7 +35,7 @@ variable "stream_consumer_arn" {
 }
 
 variable "settings" {
-  description = "The consumer section of tofu/pipeline.json."
+  description = "The consumer section of tofu/pipeline.json. Checked in modules/settings."
   type = object({
     batch_size                      = number
     maximum_batching_window_seconds = number
@@ -53,30 +48,4 @@ variable "settings" {
     timeout_seconds                 = number
     enhanced_fan_out                = bool
   })
-
-  validation {
-    condition     = var.settings.batch_size >= 1 && var.settings.batch_size <= 10000
-    error_message = "consumer.batch_size must be 1-10000."
-  }
-  validation {
-    condition     = var.settings.maximum_batching_window_seconds >= 0 && var.settings.maximum_batching_window_seconds <= 300
-    error_message = "consumer.maximum_batching_window_seconds must be 0-300."
-  }
-  validation {
-    condition     = var.settings.parallelization_factor >= 1 && var.settings.parallelization_factor <= 10
-    error_message = "consumer.parallelization_factor must be 1-10."
-  }
-  validation {
-    # Unbounded retries (-1) would block a shard on one poison batch until the record expires.
-    condition     = var.settings.maximum_retry_attempts >= 0 && var.settings.maximum_retry_attempts <= 10000
-    error_message = "consumer.maximum_retry_attempts must be 0-10000 (bounded, docs/design.md section 6)."
-  }
-  validation {
-    condition     = var.settings.maximum_record_age_seconds >= 60 && var.settings.maximum_record_age_seconds <= 604800
-    error_message = "consumer.maximum_record_age_seconds must be 60-604800 (bounded, docs/design.md section 6)."
-  }
-  validation {
-    condition     = contains(["TRIM_HORIZON", "LATEST"], var.settings.starting_position)
-    error_message = "consumer.starting_position must be TRIM_HORIZON or LATEST."
-  }
 }

@@ -9,13 +9,8 @@ variable "transformer_name" {
 }
 
 variable "workload" {
-  description = "What every workload role and log group of the stack shares (local.workload in tofu/main.tf): the roles' IAM path and permissions boundary, the stack's KMS key, and the log retention (retention.log_days in tofu/pipeline.json)."
-  type = object({
-    iam_path                 = string
-    permissions_boundary_arn = string
-    kms_key_arn              = string
-    log_retention_days       = number
-  })
+  description = "local.workload of tofu/main.tf, what every workload role and log group shares; its fields are declared in modules/lambda_function/variables.tf."
+  type        = any
 }
 
 variable "table_name" {
@@ -59,7 +54,7 @@ variable "data_bucket_arn" {
 }
 
 variable "settings" {
-  description = "The delivery section of tofu/pipeline.json."
+  description = "The delivery section of tofu/pipeline.json. Checked in modules/settings."
   type = object({
     buffering_size_mb                 = number
     buffering_interval_seconds        = number
@@ -71,30 +66,4 @@ variable "settings" {
     transformer_memory_mb             = number
     transformer_timeout_seconds       = number
   })
-
-  validation {
-    # Firehose's minimum with dynamic partitioning and with Parquet conversion.
-    condition     = var.settings.buffering_size_mb >= 64 && var.settings.buffering_size_mb <= 128
-    error_message = "delivery.buffering_size_mb must be 64-128 (dynamic partitioning needs >= 64)."
-  }
-  validation {
-    condition     = var.settings.buffering_interval_seconds >= 0 && var.settings.buffering_interval_seconds <= 900
-    error_message = "delivery.buffering_interval_seconds must be 0-900."
-  }
-  validation {
-    condition     = var.settings.processor_buffer_size_mb >= 0.2 && var.settings.processor_buffer_size_mb <= 3
-    error_message = "delivery.processor_buffer_size_mb must be 0.2-3 (Firehose Lambda processor limits; the response must stay under Lambda's 6 MB)."
-  }
-  validation {
-    condition     = var.settings.processor_buffer_interval_seconds >= 60 && var.settings.processor_buffer_interval_seconds <= 900
-    error_message = "delivery.processor_buffer_interval_seconds must be 60-900."
-  }
-  validation {
-    condition     = strcontains(var.settings.prefix, "{table}") && strcontains(var.settings.error_output_prefix, "{table}") && strcontains(var.settings.error_output_prefix, "!{firehose:error-output-type}")
-    error_message = "delivery.prefix and delivery.error_output_prefix must contain {table}; the error prefix also !{firehose:error-output-type}."
-  }
-  validation {
-    condition     = var.settings.transformer_timeout_seconds >= 1 && var.settings.transformer_timeout_seconds <= 300
-    error_message = "delivery.transformer_timeout_seconds must be 1-300 (Firehose waits at most 5 minutes for a processor)."
-  }
 }

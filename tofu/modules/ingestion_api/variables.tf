@@ -10,13 +10,8 @@ variable "stage_name" {
 }
 
 variable "workload" {
-  description = "What every workload role and log group of the stack shares (local.workload in tofu/main.tf): the roles' IAM path and permissions boundary, the stack's KMS key, and the log retention (retention.log_days in tofu/pipeline.json)."
-  type = object({
-    iam_path                 = string
-    permissions_boundary_arn = string
-    kms_key_arn              = string
-    log_retention_days       = number
-  })
+  description = "local.workload of tofu/main.tf, what every workload role and log group shares; its fields are declared in modules/lambda_function/variables.tf."
+  type        = any
 }
 
 variable "stream_name" {
@@ -35,23 +30,13 @@ variable "order_schema_path" {
 }
 
 variable "api_settings" {
-  description = "The api section of tofu/pipeline.json."
+  description = "The api section of tofu/pipeline.json. Checked in modules/settings."
   type = object({
     rate_limit       = number
     burst_limit      = number
     quota_per_day    = number
     max_batch_orders = number
   })
-
-  validation {
-    # PutRecords takes at most 500 records per call.
-    condition     = var.api_settings.max_batch_orders >= 1 && var.api_settings.max_batch_orders <= 500
-    error_message = "api.max_batch_orders must be 1-500 (Kinesis PutRecords limit)."
-  }
-  validation {
-    condition     = var.api_settings.rate_limit > 0 && var.api_settings.burst_limit >= 1 && var.api_settings.quota_per_day >= 1
-    error_message = "api.rate_limit, api.burst_limit and api.quota_per_day must be positive."
-  }
 }
 
 variable "manage_api_gateway_account" {
@@ -60,13 +45,8 @@ variable "manage_api_gateway_account" {
 }
 
 variable "admin_iam_path" {
-  description = "IAM path of roles only an administrator's apply may change (the CI roles' path); the region-wide logging role is created there, without the workload boundary."
+  description = "IAM path of roles only an administrator's apply may change (the CI roles' path); the region-wide logging role is created there, without the workload boundary. The ci_access module's admin_iam_path."
   type        = string
-
-  validation {
-    condition     = can(regex("^/([A-Za-z0-9_-]+/)+$", var.admin_iam_path))
-    error_message = "admin_iam_path must look like /orderflow/prod-ci/."
-  }
 }
 
 variable "delivery_stream_arns" {

@@ -9,7 +9,7 @@ variable "kms_key_arn" {
 }
 
 variable "retention_settings" {
-  description = "The retention section of tofu/pipeline.json."
+  description = "The retention section of tofu/pipeline.json. Checked in modules/settings."
   type = object({
     log_days                 = number
     error_objects_days       = number
@@ -17,13 +17,6 @@ variable "retention_settings" {
     noncurrent_versions_days = number
     access_logs_days         = number
   })
-
-  validation {
-    condition = alltrue([
-      for days in values(var.retention_settings) : days >= 1 && floor(days) == days
-    ])
-    error_message = "Every retention setting must be a whole number of days >= 1."
-  }
 }
 
 variable "error_prefix" {

@@ -9,21 +9,11 @@ variable "kms_key_arn" {
 }
 
 variable "stream_settings" {
-  description = "The stream section of tofu/pipeline.json."
+  description = "The stream section of tofu/pipeline.json. Checked in modules/settings."
   type = object({
     shard_count     = number
     retention_hours = number
   })
-
-  validation {
-    condition     = var.stream_settings.shard_count >= 1 && floor(var.stream_settings.shard_count) == var.stream_settings.shard_count
-    error_message = "stream.shard_count must be a whole number >= 1."
-  }
-
-  validation {
-    condition     = var.stream_settings.retention_hours >= 24 && var.stream_settings.retention_hours <= 8760
-    error_message = "stream.retention_hours must be between 24 and 8760 (Kinesis limits)."
-  }
 }
 
 variable "enhanced_fan_out" {

@@ -346,7 +346,8 @@ impl Delivery {
         let mut state = State::new(saved);
         let mut appended = delivery.stream.appended();
         let buffer_bytes = delivery.settings.buffering_size_mb as usize * 1024 * 1024;
-        let processor_bytes = delivery.settings.processor_buffer_size_mb as usize * 1024 * 1024;
+        let processor_bytes =
+            (delivery.settings.processor_buffer_size_mb * 1024.0 * 1024.0) as usize;
         let interval = delivery.buffering_interval;
         let mut flush_seen = *flush.borrow_and_update();
         loop {
