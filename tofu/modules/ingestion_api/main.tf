@@ -315,6 +315,8 @@ resource "aws_api_gateway_gateway_response" "request_too_large" {
 # covered otherwise: an integration can name only a role its creator may iam:PassRole, and API
 # Gateway refuses roles of other accounts ("Cross-account pass role is not allowed",
 # amazon-archives/aws-apigateway-importer issue 25).
+# Trusted by both API Gateway roles: the integration role below and the logging role of the
+# account setting (further down).
 data "aws_iam_policy_document" "apigateway_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -500,19 +502,6 @@ resource "aws_api_gateway_usage_plan_key" "this" {
 # and scoped to this account and region. Being account-wide and outside the workload boundary, the
 # role lives under the administrators' IAM path (var.admin_iam_path), which the CI deploy role can
 # read but not change: the administrator's first apply creates it.
-data "aws_iam_policy_document" "cloudwatch_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["apigateway.amazonaws.com"]
-    }
-    # No aws:SourceAccount condition: AWS's documented trust policy for this role has none, and
-    # API Gateway is not documented to set it when it assumes the logging role (the integration
-    # role above shows the failure mode).
-  }
-}
-
 data "aws_iam_policy_document" "cloudwatch" {
   statement {
     sid = "WriteEveryApisLogs"
@@ -539,10 +528,12 @@ data "aws_iam_policy_document" "cloudwatch" {
 resource "aws_iam_role" "cloudwatch" {
   count = var.manage_api_gateway_account ? 1 : 0
 
-  name               = "${var.name}-cloudwatch"
-  path               = var.admin_iam_path
-  description        = "Region-wide API Gateway CloudWatch Logs role (account setting), for every API in the region."
-  assume_role_policy = data.aws_iam_policy_document.cloudwatch_assume.json
+  name        = "${var.name}-cloudwatch"
+  path        = var.admin_iam_path
+  description = "Region-wide API Gateway CloudWatch Logs role (account setting), for every API in the region."
+  # The integration role's trust policy: AWS's documented trust policy for this role has no
+  # aws:SourceAccount condition either, and API Gateway is not documented to set it here.
+  assume_role_policy = data.aws_iam_policy_document.apigateway_assume.json
 }
 
 resource "aws_iam_role_policy" "cloudwatch" {
