@@ -1,4 +1,5 @@
-//! Standard padded base64, as Lambda's Kinesis and Firehose events carry each record's data:
+//! JSON strings written the way serde_json writes them, without its per-byte loop, and
+//! standard padded base64, as Lambda's Kinesis and Firehose events carry each record's data:
 //! decoded and encoded with a SIMD codec, accepting exactly what the `base64` crate's `STANDARD`
 //! engine accepts (the engine aws_lambda_events decodes with). Shared by the consumer's and the
 //! transformers' own event types.
@@ -80,6 +81,23 @@ pub fn deserialize_base64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<
     deserializer.deserialize_string(Base64Visitor)
 }
 
+/// Appends `text` as a JSON string exactly as serde_json writes it. serde_json escapes only
+/// control characters, `"` and `\\`; text without them (nearly all) is copied as is, checked
+/// without branching per byte, and the rest goes through serde_json.
+pub fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    let needs_escape = text.bytes().fold(false, |found, byte| {
+        found | (byte < 0x20) | (byte == b'"') | (byte == b'\\')
+    });
+    if needs_escape {
+        serde_json::to_writer(&mut *out, text).expect("writing a string into a Vec cannot fail");
+    } else {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use base64::Engine as _;
@@ -87,6 +105,19 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    proptest! {
+        /// Any text, control characters, quotes, backslashes and non-ASCII included, is
+        /// written exactly as serde_json writes it.
+        #[test]
+        fn json_strings_are_serde_jsons(text in "(\\PC|[\\x00-\\x1f\"\\\\\\x7f])*") {
+            let mut ours = b"[".to_vec();
+            push_json_str(&mut ours, &text);
+            let mut theirs = b"[".to_vec();
+            serde_json::to_writer(&mut theirs, &text).unwrap();
+            prop_assert_eq!(ours, theirs);
+        }
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(5000))]

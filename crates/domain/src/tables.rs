@@ -12,6 +12,7 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::Deserialize;
 
+use crate::encoding::push_json_str;
 use crate::order::Order;
 
 /// The table file's text, embedded at build time from `sql/tables.json`.
@@ -277,23 +278,6 @@ impl Table {
         }
         out.extend_from_slice(b"}\n");
         1
-    }
-}
-
-/// Appends `text` as a JSON string exactly as serde_json writes it. serde_json escapes only
-/// control characters, `"` and `\\`; text without them (nearly all) is copied as is, checked
-/// without branching per byte, and the rest goes through serde_json.
-fn push_json_str(out: &mut Vec<u8>, text: &str) {
-    let needs_escape = text.bytes().fold(false, |found, byte| {
-        found | (byte < 0x20) | (byte == b'"') | (byte == b'\\')
-    });
-    if needs_escape {
-        serde_json::to_writer(&mut *out, text).expect("writing a string into a Vec cannot fail");
-    } else {
-        out.reserve(text.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
     }
 }
 

@@ -30,7 +30,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use orderflow_domain::{Partition, Table, parse_order};
 
 pub use event::{FirehoseEvent, FirehoseRecord, ResponseJson};
-use orderflow_domain::{base64_len, encode_base64_into};
+use orderflow_domain::{base64_len, encode_base64_into, push_json_str};
 
 /// Lambda's limit on a synchronous response, in bytes.
 pub const RESPONSE_LIMIT_BYTES: usize = 6 * 1024 * 1024;
@@ -134,11 +134,6 @@ struct Answers {
     summary: TransformSummary,
 }
 
-/// Appends `text` as a JSON string (serde_json's escaping).
-fn write_json_str(out: &mut Vec<u8>, text: &str) {
-    serde_json::to_writer(out, text).expect("writing a string into a Vec cannot fail");
-}
-
 /// Appends one response entry, exactly as serde_json writes aws_lambda_events'
 /// `KinesisFirehoseResponseRecord` (field order, `null` for a missing id, compact), with `data`
 /// given as its bytes (base64-encoded here) or as `None` for an empty data field.
@@ -151,7 +146,7 @@ fn write_entry(
 ) {
     out.extend_from_slice(b"{\"recordId\":");
     match record_id {
-        Some(id) => write_json_str(out, id),
+        Some(id) => push_json_str(out, id),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"result\":\"");
@@ -169,7 +164,7 @@ fn write_entry(
             out.push(b'"');
             out.extend_from_slice(key.as_bytes());
             out.extend_from_slice(b"\":");
-            write_json_str(out, value);
+            push_json_str(out, value);
         }
     }
     out.extend_from_slice(b"}}}");
