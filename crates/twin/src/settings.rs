@@ -254,6 +254,18 @@ impl PipelineSettings {
                 years.first, years.last
             ));
         }
+        // The same rule as tofu/modules/settings: every table writes under its own prefix.
+        let d = &self.delivery;
+        if !(d.prefix.contains("{table}")
+            && d.error_output_prefix.contains("{table}")
+            && d.error_output_prefix
+                .contains("!{firehose:error-output-type}"))
+        {
+            problems.push(
+                "delivery.prefix and delivery.error_output_prefix must contain {table}; the error prefix also !{firehose:error-output-type}"
+                    .to_owned(),
+            );
+        }
         match c.starting_position.as_str() {
             "TRIM_HORIZON" => {}
             "LATEST" => problems.push(
@@ -302,7 +314,12 @@ mod tests {
     fn settings_out_of_bounds_or_not_emulated_are_refused_by_name() {
         // (setting, value, what the error must say). AWS's -1 (unbounded) is refused by the
         // design, as OpenTofu refuses it.
-        let cases: [(&str, serde_json::Value, &str); 12] = [
+        let cases: [(&str, serde_json::Value, &str); 13] = [
+            (
+                "/delivery/prefix",
+                "data/year=!{partitionKeyFromLambda:year}/".into(),
+                "delivery.prefix and delivery.error_output_prefix must contain {table}",
+            ),
             (
                 "/delivery/buffering_size_mb",
                 5.into(),
