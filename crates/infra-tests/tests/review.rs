@@ -763,3 +763,92 @@ fn both_workflows_and_the_first_apply_use_the_committed_prod_variables() {
     );
     assert!(repo_root().join(tfvars_path).is_file());
 }
+
+// --- the consumer's DynamoDB calls ----------------------------------------------------------------
+
+/// DynamoDB's data-plane operations as the Rust SDK's client names them, with their IAM action.
+const DYNAMODB_OPERATIONS: &[(&str, &str)] = &[
+    ("batch_get_item", "dynamodb:BatchGetItem"),
+    ("batch_write_item", "dynamodb:BatchWriteItem"),
+    ("delete_item", "dynamodb:DeleteItem"),
+    ("execute_statement", "dynamodb:PartiQLSelect"),
+    ("get_item", "dynamodb:GetItem"),
+    ("put_item", "dynamodb:PutItem"),
+    ("query", "dynamodb:Query"),
+    ("scan", "dynamodb:Scan"),
+    ("transact_get_items", "dynamodb:GetItem"),
+    ("transact_write_items", "dynamodb:PutItem"),
+    ("update_item", "dynamodb:UpdateItem"),
+];
+
+/// The IAM actions of the DynamoDB client calls (`.put_item()`, ...) in the consumer's sources.
+fn consumer_dynamodb_actions() -> BTreeSet<String> {
+    fn visit(dir: &std::path::Path, sources: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("crates/consumer/src") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                visit(&path, sources);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                sources.push(std::fs::read_to_string(&path).expect("a source file"));
+            }
+        }
+    }
+    let mut sources = Vec::new();
+    visit(&repo_root().join("crates/consumer/src"), &mut sources);
+    DYNAMODB_OPERATIONS
+        .iter()
+        .filter(|(method, _)| {
+            let call = format!(".{method}()");
+            sources.iter().any(|source| source.contains(&call))
+        })
+        .map(|(_, action)| (*action).to_owned())
+        .collect()
+}
+
+/// The consumer's role may make exactly the DynamoDB calls the consumer's code makes, and the
+/// workload boundary allows them: a role left on an action the code no longer uses
+/// (`BatchWriteItem` after the move to conditional `PutItem`) denies every write in AWS, which
+/// nothing local shows (neither dynalite nor moto checks a role's permissions).
+#[test]
+fn the_consumer_role_allows_exactly_the_dynamodb_calls_the_consumer_makes() {
+    let used = consumer_dynamodb_actions();
+    assert!(
+        used.contains("dynamodb:PutItem"),
+        "crates/consumer/src: expected the conditional .put_item() call, found {used:?}"
+    );
+
+    let file = tf_file("tofu/modules/consumer/main.tf");
+    let granted: BTreeSet<String> = policy_statements(policy_document(&file, "this"))
+        .into_iter()
+        .flat_map(|statement| literal_list(statement, "actions"))
+        .filter(|action| action.starts_with("dynamodb:"))
+        .collect();
+    assert_eq!(
+        granted, used,
+        "{}: the consumer role's DynamoDB actions must be those of the calls in crates/consumer/src",
+        file.path
+    );
+
+    let files = tf_files();
+    let families = files
+        .iter()
+        .find(|file| file.path.ends_with("tofu/modules/ci_access/families.tf"))
+        .expect("tofu/modules/ci_access/families.tf");
+    let boundary: BTreeSet<String> = family_statements(&files, families)
+        .iter()
+        .filter(|statement| {
+            attr(statement, "sid")
+                .and_then(string_value)
+                .is_some_and(|sid| sid.starts_with("Workload"))
+        })
+        .flat_map(|statement| literal_list(statement, "actions"))
+        .filter(|action| action.starts_with("dynamodb:"))
+        .collect();
+    for action in &used {
+        assert!(
+            boundary.contains(action),
+            "tofu/modules/ci_access/families.tf: the workload boundary (the Tables family's \
+             `workload` actions) must allow {action}, which the consumer calls"
+        );
+    }
+}

@@ -122,7 +122,7 @@ locals {
         "dynamodb:UpdateTable",
         "dynamodb:UpdateTimeToLive",
       ]
-      workload = ["dynamodb:BatchWriteItem"]
+      workload = ["dynamodb:PutItem"]
     }
     DeliveryStreams = {
       # Delivery streams named <prefix>-*.

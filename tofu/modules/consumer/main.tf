@@ -64,9 +64,10 @@ data "aws_iam_policy_document" "this" {
     }
   }
 
+  # One conditional PutItem per order (crates/consumer/src/write.rs); nothing else on the table.
   statement {
     sid       = "WriteOrders"
-    actions   = ["dynamodb:BatchWriteItem"]
+    actions   = ["dynamodb:PutItem"]
     resources = [aws_dynamodb_table.this.arn]
   }
 
