@@ -174,5 +174,7 @@ module "observability" {
   api_stage_name        = module.ingestion_api.stage_name
   # Alarm before records age out of the consumer's retry window (pipeline.json consumer section).
   iterator_age_threshold_ms      = local.pipeline.consumer.maximum_record_age_seconds * 1000 / 2
-  delivery_freshness_threshold_s = local.pipeline.delivery.buffering_interval_seconds * 10
+  # A record waits up to both buffer intervals (the transformer's, then the S3 one) before its
+  # object is written: alarm at five times that (600 s with the defaults).
+  delivery_freshness_threshold_s = 5 * (local.pipeline.delivery.processor_buffer_interval_seconds + local.pipeline.delivery.buffering_interval_seconds)
 }

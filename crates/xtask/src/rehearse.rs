@@ -5,7 +5,8 @@
 //! a local backend, the provider's endpoints pointed at moto, skip flags, and one workaround per
 //! moto gap (each commented with the gap and why AWS accepts the real configuration). Then:
 //! init (`-plugin-dir` mirror), validate, plan, apply (every planned resource must be created),
-//! a second plan that must be empty, the CI deploy role assumed through moto's STS with moto's
+//! a second plan that must be empty, a plan with every setting of `tofu/pipeline.bounds.json` at
+//! its minimum and one at its maximum (both must plan), the CI deploy role assumed through moto's STS with moto's
 //! IAM enforcement on (plan, then a small change), and destroy (the state must end empty).
 //! Prints a table of resources planned/created/destroyed and each step's wall time.
 //!
@@ -215,6 +216,28 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
         tofu_dir.join("second plan.log").display()
     );
     steps.push(timed("second plan", t, "no changes"));
+
+    // Every setting at the edges of its bounds must plan: tofu/pipeline.bounds.json is only the
+    // one list of what is allowed if no other part of the configuration refuses a value inside
+    // it. The plans only read the state (no refresh) and are not applied.
+    let t = Instant::now();
+    let pipeline_path = tofu_dir.join("pipeline.json");
+    let pipeline = fs::read_to_string(&pipeline_path)?;
+    let bounds = fs::read_to_string(tofu_dir.join("pipeline.bounds.json"))?;
+    let mut edge_args = var_args.to_vec();
+    edge_args.push("-refresh=false");
+    for (edge, text) in bound_edges(&pipeline, &bounds)? {
+        fs::write(&pipeline_path, text)?;
+        runner
+            .plan(&format!("plan at the {edge}"), &edge_args, "edge.tfplan")
+            .with_context(|| format!("every setting at its {edge} does not plan"))?;
+    }
+    fs::write(&pipeline_path, pipeline)?;
+    steps.push(timed(
+        "bounds' edges",
+        t,
+        "every bounded setting at its minimum, then its maximum: both plan",
+    ));
 
     // cargo xtask redrive-aws on the applied resources (redrive_rehearsal.rs).
     let t = Instant::now();
@@ -754,6 +777,49 @@ print(c["AccessKeyId"]); print(c["SecretAccessKey"]); print(c["SessionToken"])
         ("AWS_SECRET_ACCESS_KEY".into(), next("secret key")?),
         ("AWS_SESSION_TOKEN".into(), next("session token")?),
     ])
+}
+
+/// `pipeline.json` with every setting of `pipeline.bounds.json` at its minimum, and again at its
+/// maximum (a setting without one keeps its value), as `(edge, text)` pairs.
+fn bound_edges(pipeline: &str, bounds: &str) -> Result<Vec<(&'static str, String)>> {
+    let pipeline: serde_json::Value =
+        serde_json::from_str(pipeline).context("tofu/pipeline.json")?;
+    let bounds: serde_json::Value =
+        serde_json::from_str(bounds).context("tofu/pipeline.bounds.json")?;
+    let bounds = bounds["bounds"]
+        .as_object()
+        .context("tofu/pipeline.bounds.json: no bounds object")?;
+    let mut edges = Vec::new();
+    for (edge, field) in [("minimum", "min"), ("maximum", "max")] {
+        let mut edited = pipeline.clone();
+        for (key, bound) in bounds {
+            let value = &bound[field];
+            if value.is_null() {
+                continue;
+            }
+            // "section.*" stands for every key of the section.
+            let paths: Vec<Vec<String>> = match key.strip_suffix(".*") {
+                Some(section) => edited[section]
+                    .as_object()
+                    .with_context(|| format!("tofu/pipeline.json: no section {section}"))?
+                    .keys()
+                    .map(|name| vec![section.to_owned(), name.clone()])
+                    .collect(),
+                None => vec![key.split('.').map(str::to_owned).collect()],
+            };
+            for path in paths {
+                let mut slot = &mut edited;
+                for part in &path {
+                    slot = slot
+                        .get_mut(part)
+                        .with_context(|| format!("tofu/pipeline.json: no setting {key}"))?;
+                }
+                *slot = value.clone();
+            }
+        }
+        edges.push((edge, serde_json::to_string_pretty(&edited)?));
+    }
+    Ok(edges)
 }
 
 /// `Plan: N to add, N to change, N to destroy.`, or all zero for "No changes."
