@@ -2,20 +2,21 @@ data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
-# The one settings file, also read by the local twin (docs/design.md section 7), checked once.
+# The one settings file, also read by the local twin (docs/design.md section 7), and the one
+# definition of the analytics tables (docs/design.md section 4), checked once.
 module "settings" {
   source = "./modules/settings"
 
   pipeline = jsondecode(file("${path.module}/pipeline.json"))
   bounds   = jsondecode(file("${path.module}/pipeline.bounds.json")).bounds
+  tables   = jsondecode(file(local.table_file_path))
 }
 
 locals {
-  pipeline = module.settings.pipeline
+  pipeline = module.settings.checked.pipeline
 
-  # The one definition of the analytics tables (docs/design.md section 4).
   table_file_path = "${path.module}/../sql/tables.json"
-  table_file      = jsondecode(file(local.table_file_path))
+  table_file      = module.settings.checked.tables
   tables          = { for table in local.table_file.tables : table.name => table }
 
   # The Lambdas' names: Cargo binary, zip in dist/lambdas and function name after the prefix
@@ -173,7 +174,7 @@ module "observability" {
   api_name              = module.ingestion_api.rest_api_name
   api_stage_name        = module.ingestion_api.stage_name
   # Alarm before records age out of the consumer's retry window (pipeline.json consumer section).
-  iterator_age_threshold_ms      = local.pipeline.consumer.maximum_record_age_seconds * 1000 / 2
+  iterator_age_threshold_ms = local.pipeline.consumer.maximum_record_age_seconds * 1000 / 2
   # A record waits up to both buffer intervals (the transformer's, then the S3 one) before its
   # object is written: alarm at five times that (600 s with the defaults).
   delivery_freshness_threshold_s = 5 * (local.pipeline.delivery.processor_buffer_interval_seconds + local.pipeline.delivery.buffering_interval_seconds)

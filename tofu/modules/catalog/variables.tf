@@ -1,11 +1,6 @@
 variable "database_name" {
-  description = "Glue database name (database_prefix from sql/tables.json + environment, e.g. orderflow_prod)."
+  description = "Glue database name (database_prefix from sql/tables.json + environment, e.g. orderflow_prod; both checked in modules/settings)."
   type        = string
-
-  validation {
-    condition     = can(regex("^[a-z][a-z0-9_]*$", var.database_name))
-    error_message = "database_name must be lower-case letters, digits and underscores, so SQL needs no quoting."
-  }
 }
 
 variable "table_file_path" {

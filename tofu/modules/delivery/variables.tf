@@ -14,13 +14,8 @@ variable "workload" {
 }
 
 variable "table_name" {
-  description = "Analytics table this delivery stream feeds (a name from sql/tables.json)."
+  description = "Analytics table this delivery stream feeds (a name from sql/tables.json, checked in modules/settings)."
   type        = string
-
-  validation {
-    condition     = can(regex("^[a-z][a-z_]*$", var.table_name))
-    error_message = "table_name must be lower-case letters and underscores."
-  }
 }
 
 variable "glue_database_name" {

@@ -9,23 +9,13 @@ variable "lambda_zip" {
 }
 
 variable "memory_mb" {
-  description = "Memory of the function (a setting of tofu/pipeline.json)."
+  description = "Memory of the function (a setting of tofu/pipeline.json, bounded in tofu/pipeline.bounds.json)."
   type        = number
-
-  validation {
-    condition     = var.memory_mb >= 128 && var.memory_mb <= 10240 && floor(var.memory_mb) == var.memory_mb
-    error_message = "Memory (consumer.memory_mb or delivery.transformer_memory_mb in tofu/pipeline.json) must be a whole number of MB, 128-10240."
-  }
 }
 
 variable "timeout_seconds" {
-  description = "Timeout of the function (a setting of tofu/pipeline.json; the caller may allow less, as Firehose does)."
+  description = "Timeout of the function (a setting of tofu/pipeline.json, bounded in tofu/pipeline.bounds.json; the caller may allow less, as Firehose does)."
   type        = number
-
-  validation {
-    condition     = var.timeout_seconds >= 1 && var.timeout_seconds <= 900 && floor(var.timeout_seconds) == var.timeout_seconds
-    error_message = "Timeout (consumer.timeout_seconds or delivery.transformer_timeout_seconds in tofu/pipeline.json) must be a whole number of seconds, 1-900."
-  }
 }
 
 variable "environment" {

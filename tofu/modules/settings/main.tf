@@ -1,7 +1,7 @@
-# Every check of tofu/pipeline.json, in one place: the root module reads the file and its bounds
-# (tofu/pipeline.bounds.json, which the twin checks too) and passes them through this module,
-# whose output fails the plan, naming each setting that is out of bounds.
-# The other modules take their sections from here and declare only their types.
+# Every check of the data files the configuration reads, in one place: the root module reads
+# tofu/pipeline.json with its bounds (tofu/pipeline.bounds.json, which the twin checks too) and
+# sql/tables.json, and passes them through this module, whose output fails the plan, naming each
+# problem. The other modules take their parts from here and declare only their types.
 locals {
   # tofu/pipeline.bounds.json: setting => bounds. A key "section.*" stands for every key of
   # that section.
@@ -33,5 +33,15 @@ locals {
     local.years.first <= local.years.last ? [] : ["athena.partition_projection_years: first (${local.years.first}) is after last (${local.years.last})"],
     contains(["TRIM_HORIZON", "LATEST"], var.pipeline.consumer.starting_position) ? [] : ["consumer.starting_position is ${var.pipeline.consumer.starting_position}: must be TRIM_HORIZON or LATEST"],
     strcontains(local.prefix, "{table}") && strcontains(local.errors, "{table}") && strcontains(local.errors, "!{firehose:error-output-type}") ? [] : ["delivery.prefix and delivery.error_output_prefix must contain {table}; the error prefix also !{firehose:error-output-type}"],
+  )
+
+  # sql/tables.json: names that become Glue, S3 and IAM names and SQL identifiers needing no quotes.
+  table_problems = concat(
+    can(regex("^[a-z][a-z0-9_]*$", var.tables.database_prefix)) ? [] : ["database_prefix ${jsonencode(var.tables.database_prefix)} must be lower-case letters, digits and underscores, starting with a letter"],
+    [for table in var.tables.tables : "table name ${jsonencode(table.name)} must be lower-case letters and underscores" if !can(regex("^[a-z][a-z_]*$", table.name))],
+  )
+  messages = concat(
+    length(local.problems) == 0 ? [] : ["tofu/pipeline.json: ${join("; ", local.problems)}"],
+    length(local.table_problems) == 0 ? [] : ["sql/tables.json: ${join("; ", local.table_problems)}"],
   )
 }

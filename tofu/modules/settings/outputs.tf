@@ -1,9 +1,9 @@
-output "pipeline" {
-  description = "tofu/pipeline.json, once every setting is within bounds (the plan fails here, naming each one that is not)."
-  value       = var.pipeline
+output "checked" {
+  description = "{ pipeline, tables }: tofu/pipeline.json and sql/tables.json, once both pass every check (the plan fails here, naming each problem)."
+  value       = { pipeline = var.pipeline, tables = var.tables }
 
   precondition {
-    condition     = length(local.problems) == 0
-    error_message = "tofu/pipeline.json: ${join("; ", local.problems)}."
+    condition     = length(local.messages) == 0
+    error_message = "${join(". ", local.messages)}."
   }
 }
