@@ -1,11 +1,11 @@
 output "deploy_role_arn" {
   description = "ARN of the role the deploy workflow assumes (repository variable AWS_DEPLOY_ROLE_ARN)."
-  value       = aws_iam_role.deploy.arn
+  value       = aws_iam_role.ci["deploy"].arn
 }
 
 output "plan_role_arn" {
   description = "ARN of the read-only role the main-branch plan assumes (repository variable AWS_PLAN_ROLE_ARN)."
-  value       = aws_iam_role.plan.arn
+  value       = aws_iam_role.ci["plan"].arn
 }
 
 output "workload_boundary_policy_arn" {

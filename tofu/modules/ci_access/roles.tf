@@ -48,20 +48,28 @@ data "aws_iam_policy_document" "trust" {
   }
 }
 
-resource "aws_iam_role" "deploy" {
-  name                 = "${local.prefix}-ci-deploy"
+resource "aws_iam_role" "ci" {
+  for_each = {
+    deploy = "tofu plan/apply of orderflow ${var.environment} from GitHub Actions (${var.github_repository}, environment ${var.deploy_environment})"
+    plan   = "Read-only tofu plan of orderflow ${var.environment} from GitHub Actions (${var.github_repository}, ${var.plan_branch})"
+  }
+
+  name                 = "${local.prefix}-ci-${each.key}"
   path                 = local.ci_path
-  description          = "tofu plan/apply of orderflow ${var.environment} from GitHub Actions (${var.github_repository}, environment ${var.deploy_environment})"
-  assume_role_policy   = data.aws_iam_policy_document.trust["deploy"].json
+  description          = each.value
+  assume_role_policy   = data.aws_iam_policy_document.trust[each.key].json
   max_session_duration = 3600
 }
 
-resource "aws_iam_role" "plan" {
-  name                 = "${local.prefix}-ci-plan"
-  path                 = local.ci_path
-  description          = "Read-only tofu plan of orderflow ${var.environment} from GitHub Actions (${var.github_repository}, ${var.plan_branch})"
-  assume_role_policy   = data.aws_iam_policy_document.trust["plan"].json
-  max_session_duration = 3600
+# The roles were two resources before; stacks applied then keep them.
+moved {
+  from = aws_iam_role.deploy
+  to   = aws_iam_role.ci["deploy"]
+}
+
+moved {
+  from = aws_iam_role.plan
+  to   = aws_iam_role.ci["plan"]
 }
 
 resource "aws_iam_role_policy_attachment" "deploy" {
@@ -71,11 +79,11 @@ resource "aws_iam_role_policy_attachment" "deploy" {
     write_compute = aws_iam_policy.write_compute.arn
   }
 
-  role       = aws_iam_role.deploy.name
+  role       = aws_iam_role.ci["deploy"].name
   policy_arn = each.value
 }
 
 resource "aws_iam_role_policy_attachment" "plan" {
-  role       = aws_iam_role.plan.name
+  role       = aws_iam_role.ci["plan"].name
   policy_arn = aws_iam_policy.read.arn
 }
