@@ -21,12 +21,16 @@ struct Bound {
     min: f64,
     max: Option<f64>,
     whole: bool,
+    /// The only values allowed, where AWS takes a fixed list (log retention days).
+    #[serde(default)]
+    one_of: Option<Vec<f64>>,
     why: String,
 }
 
 /// The settings of `value` outside [`PIPELINE_BOUNDS_JSON`], each as "key is value: must be
 /// ... (why)", in the words `tofu/modules/settings` uses; a bounded key that is missing or not
-/// a number is a problem too. A bound on `section.*` applies to every key of `section`.
+/// a number is a problem too. A bound on `section.*` applies to every key of `section`; a key
+/// named in full as well must pass both.
 fn out_of_bounds(value: &serde_json::Value) -> Vec<String> {
     #[derive(Deserialize)]
     struct File {
@@ -59,15 +63,23 @@ fn out_of_bounds(value: &serde_json::Value) -> Vec<String> {
         };
         let within = number >= bound.min
             && bound.max.is_none_or(|max| number <= max)
-            && (!bound.whole || number.fract() == 0.0);
+            && (!bound.whole || number.fract() == 0.0)
+            && bound
+                .one_of
+                .as_ref()
+                .is_none_or(|values| values.contains(&number));
         if !within {
             let whole = if bound.whole { "a whole number " } else { "" };
             let range = match bound.max {
                 Some(max) => format!("{} to {max}", bound.min),
                 None => format!(">= {}", bound.min),
             };
+            let listed = bound.one_of.as_ref().map_or_else(String::new, |values| {
+                let values: Vec<String> = values.iter().map(f64::to_string).collect();
+                format!(" and one of {}", values.join(", "))
+            });
             problems.push(format!(
-                "{key} is {found}: must be {whole}{range} ({})",
+                "{key} is {found}: must be {whole}{range}{listed} ({})",
                 bound.why
             ));
         }
@@ -314,7 +326,7 @@ mod tests {
     fn settings_out_of_bounds_or_not_emulated_are_refused_by_name() {
         // (setting, value, what the error must say). AWS's -1 (unbounded) is refused by the
         // design, as OpenTofu refuses it.
-        let cases: [(&str, serde_json::Value, &str); 13] = [
+        let cases: [(&str, serde_json::Value, &str); 14] = [
             (
                 "/delivery/prefix",
                 "data/year=!{partitionKeyFromLambda:year}/".into(),
@@ -366,6 +378,12 @@ mod tests {
                 "api.max_batch_orders is 501: must be a whole number 1 to 500",
             ),
             ("/retention/log_days", 0.into(), "retention.log_days is 0"),
+            // Within 1 to 3653, but not one of CloudWatch Logs' retention values.
+            (
+                "/retention/log_days",
+                2.into(),
+                "retention.log_days is 2: must be a whole number 1 to 3653 and one of 1, 3, 5, 7,",
+            ),
             (
                 "/consumer/batch_size",
                 "many".into(),

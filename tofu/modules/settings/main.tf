@@ -3,18 +3,19 @@
 # sql/tables.json, and passes them through this module, whose output fails the plan, naming each
 # problem. The other modules take their parts from here and declare only their types.
 locals {
-  # tofu/pipeline.bounds.json: setting => bounds. A key "section.*" stands for every key of
-  # that section.
-  fixed = { for key, bound in var.bounds : key => bound if !endswith(key, ".*") }
-  spread = merge([
-    for key, bound in var.bounds : {
-      for name in keys(var.pipeline[trimsuffix(key, ".*")]) : "${trimsuffix(key, ".*")}.${name}" => bound
-    } if endswith(key, ".*")
-  ]...)
-  all_ranges = merge(local.fixed, local.spread)
+  # tofu/pipeline.bounds.json as { key, bound } pairs. A key "section.*" stands for every key of
+  # that section; a key named in full as well must pass both bounds.
+  ranges = concat(
+    [for key, bound in var.bounds : { key = key, bound = bound } if !endswith(key, ".*")],
+    flatten([
+      for key, bound in var.bounds : [
+        for name in keys(var.pipeline[trimsuffix(key, ".*")]) : { key = "${trimsuffix(key, ".*")}.${name}", bound = bound }
+      ] if endswith(key, ".*")
+    ]),
+  )
   # The value of each bounded setting, by its dotted path (two or three levels deep).
   values = {
-    for key in keys(local.all_ranges) : key => try(
+    for key in distinct(local.ranges[*].key) : key => try(
       var.pipeline[split(".", key)[0]][split(".", key)[1]][split(".", key)[2]],
       var.pipeline[split(".", key)[0]][split(".", key)[1]],
     )
@@ -26,9 +27,9 @@ locals {
 
   problems = concat(
     [
-      for key, range in local.all_ranges :
-      "${key} is ${local.values[key]}: must be ${range.whole ? "a whole number " : ""}${range.max == null ? ">= ${range.min}" : "${range.min} to ${range.max}"} (${range.why})"
-      if local.values[key] < range.min || (range.max != null && local.values[key] > coalesce(range.max, 0)) || (range.whole && floor(local.values[key]) != local.values[key])
+      for range in local.ranges :
+      "${range.key} is ${local.values[range.key]}: must be ${range.bound.whole ? "a whole number " : ""}${range.bound.max == null ? ">= ${range.bound.min}" : "${range.bound.min} to ${range.bound.max}"}${try(" and one of ${join(", ", range.bound.one_of)}", "")} (${range.bound.why})"
+      if local.values[range.key] < range.bound.min || (range.bound.max != null && local.values[range.key] > coalesce(range.bound.max, 0)) || (range.bound.whole && floor(local.values[range.key]) != local.values[range.key]) || !contains(try(range.bound.one_of, [local.values[range.key]]), local.values[range.key])
     ],
     local.years.first <= local.years.last ? [] : ["athena.partition_projection_years: first (${local.years.first}) is after last (${local.years.last})"],
     contains(["TRIM_HORIZON", "LATEST"], var.pipeline.consumer.starting_position) ? [] : ["consumer.starting_position is ${var.pipeline.consumer.starting_position}: must be TRIM_HORIZON or LATEST"],
