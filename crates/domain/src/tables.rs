@@ -5,7 +5,7 @@
 //! timestamps as `yyyy-mm-dd hh:mm:ss[.f]` (what `java.sql.Timestamp::valueOf` parses), dates as
 //! `yyyy-mm-dd`, decimals as exact JSON numbers with their scale.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::str::FromStr;
 use std::sync::LazyLock;
 
@@ -222,11 +222,12 @@ impl Table {
         match self {
             Table::Orders => {
                 ids(out);
-                out.extend_from_slice(b",\"order_timestamp\":");
-                push_json_str(out, &hive_timestamp(&order.order_date));
-                out.extend_from_slice(b",\"order_date\":");
-                push_json_str(out, &hive_date(&order.order_date));
-                out.extend_from_slice(b",\"status\":");
+                // Dates are digits and `-: .`, which JSON strings take unescaped.
+                out.extend_from_slice(b",\"order_timestamp\":\"");
+                push_hive_timestamp(out, &order.order_date);
+                out.extend_from_slice(b"\",\"order_date\":\"");
+                push_hive_date(out, &order.order_date);
+                out.extend_from_slice(b"\",\"status\":");
                 push_json_str(out, order.status.as_str());
             }
             Table::ProductDetails => {
@@ -305,52 +306,72 @@ impl FromStr for Table {
 
 /// `yyyy-mm-dd hh:mm:ss[.fraction]` in UTC, the `java.sql.Timestamp::valueOf` form.
 pub fn hive_timestamp(value: &DateTime<Utc>) -> String {
-    let mut text = hive_date(value);
+    ascii(|out| push_hive_timestamp(out, value))
+}
+
+/// [`hive_timestamp`], appended to `out`.
+fn push_hive_timestamp(out: &mut Vec<u8>, value: &DateTime<Utc>) {
+    push_hive_date(out, value);
     let (nanos, time) = (value.nanosecond() % 1_000_000_000, value.time());
-    text.push(' ');
-    push_padded(&mut text, time.hour(), 2);
-    text.push(':');
-    push_padded(&mut text, time.minute(), 2);
-    text.push(':');
-    push_padded(&mut text, time.second(), 2);
+    out.push(b' ');
+    push_padded(out, time.hour(), 2);
+    out.push(b':');
+    push_padded(out, time.minute(), 2);
+    out.push(b':');
+    push_padded(out, time.second(), 2);
     // The fraction with 3, 6 or 9 digits, as chrono's `%.f` writes it (none when zero).
     let (fraction, width) = match nanos {
-        0 => return text,
+        0 => return,
         n if n % 1_000_000 == 0 => (n / 1_000_000, 3),
         n if n % 1_000 == 0 => (n / 1_000, 6),
         n => (n, 9),
     };
-    text.push('.');
-    push_padded(&mut text, fraction, width);
-    text
+    out.push(b'.');
+    push_padded(out, fraction, width);
 }
 
 /// `yyyy-mm-dd` of a UTC time.
 pub fn hive_date(value: &DateTime<Utc>) -> String {
-    let mut text = String::with_capacity(32);
-    push_year(&mut text, value.year());
-    text.push('-');
-    push_padded(&mut text, value.month(), 2);
-    text.push('-');
-    push_padded(&mut text, value.day(), 2);
-    text
+    ascii(|out| push_hive_date(out, value))
+}
+
+/// [`hive_date`], appended to `out`.
+fn push_hive_date(out: &mut Vec<u8>, value: &DateTime<Utc>) {
+    push_year(out, value.year());
+    out.push(b'-');
+    push_padded(out, value.month(), 2);
+    out.push(b'-');
+    push_padded(out, value.day(), 2);
+}
+
+/// The text `write` appends to an empty buffer (digits and punctuation only).
+fn ascii(write: impl FnOnce(&mut Vec<u8>)) -> String {
+    let mut out = Vec::with_capacity(32);
+    write(&mut out);
+    String::from_utf8(out).expect("digits and punctuation are ASCII")
 }
 
 /// A year as `format!("{:04}")` writes it (a sign before the padding when negative).
-fn push_year(text: &mut String, year: i32) {
+fn push_year(out: &mut Vec<u8>, year: i32) {
     match u32::try_from(year) {
-        Ok(year) => push_padded(text, year, 4),
+        Ok(year) => push_padded(out, year, 4),
         Err(_) => {
-            let _ = write!(text, "{year:04}");
+            use std::io::Write as _;
+            let _ = write!(out, "{year:04}");
         }
     }
 }
 
 /// `value` in decimal, zero-padded to `width` digits, as `format!("{value:0width$}")` writes it,
 /// without the formatting machinery (dates are written for every record the transformers answer).
-fn push_padded(text: &mut String, value: u32, width: usize) {
+fn push_padded(out: &mut Vec<u8>, value: u32, width: usize) {
+    if width == 2 && value < 100 {
+        // Months, days, hours, minutes and seconds.
+        out.extend_from_slice(&[b'0' + (value / 10) as u8, b'0' + (value % 10) as u8]);
+        return;
+    }
     let (digits, start) = decimal(value, width);
-    text.extend(digits[start..].iter().map(|&digit| char::from(digit)));
+    out.extend_from_slice(&digits[start..]);
 }
 
 /// The decimal digits of `value`, zero-padded to `width` (at most 10), right-aligned in the
@@ -384,11 +405,11 @@ pub struct Partition {
 impl Partition {
     /// The partition of a UTC time.
     pub fn of(date: &DateTime<Utc>) -> Self {
-        let (mut year, mut month, mut day) = (String::new(), String::new(), String::new());
-        push_year(&mut year, date.year());
-        push_padded(&mut month, date.month(), 2);
-        push_padded(&mut day, date.day(), 2);
-        Partition { year, month, day }
+        Partition {
+            year: ascii(|out| push_year(out, date.year())),
+            month: ascii(|out| push_padded(out, date.month(), 2)),
+            day: ascii(|out| push_padded(out, date.day(), 2)),
+        }
     }
 
     /// The key/value pairs in path order, as Firehose's `partitionKeys` metadata carries them.
@@ -703,17 +724,19 @@ mod tests {
     fn padded_digits_are_formats_own() {
         for width in [2, 3, 4, 6, 9] {
             for value in (0..100_000).chain([999_999, 1_000_000, 123_456_789, u32::MAX]) {
-                let mut text = String::from("x");
+                let mut text = b"x".to_vec();
                 push_padded(&mut text, value, width);
-                assert_eq!(text, format!("x{value:0width$}"), "{value} in {width}");
+                assert_eq!(
+                    String::from_utf8(text).unwrap(),
+                    format!("x{value:0width$}"),
+                    "{value} in {width}"
+                );
             }
         }
         for year in [
             -262_143, -10_000, -999, -5, 0, 7, 999, 2024, 9_999, 10_000, 262_142,
         ] {
-            let mut text = String::new();
-            push_year(&mut text, year);
-            assert_eq!(text, format!("{year:04}"));
+            assert_eq!(ascii(|out| push_year(out, year)), format!("{year:04}"));
         }
     }
 
