@@ -32,6 +32,30 @@
       lambdaFile = builtins.fromJSON (builtins.readFile ./tofu/lambdas.json);
       lambdaNames = [ lambdaFile.consumer ] ++ builtins.attrValues lambdaFile.transformers;
 
+      # The workspace packages that hold them (the [[bin]] tables of crates/*/Cargo.toml, but for
+      # the root manifest's workspace.exclude), package name -> its Lambdas: each package is built
+      # by a cargo invocation of its own, as `Lambdas::packages` in crates/xtask/src/lambdas.rs
+      # does, so no binary gets another package's dependency features.
+      lambdaPackages =
+        let
+          excluded = (builtins.fromTOML (builtins.readFile ./Cargo.toml)).workspace.exclude or [ ];
+          crateDirs = builtins.filter (
+            dir:
+            !(builtins.elem "crates/${dir}" excluded) && builtins.pathExists (./crates + "/${dir}/Cargo.toml")
+          ) (builtins.attrNames (builtins.readDir ./crates));
+          manifest = dir: builtins.fromTOML (builtins.readFile (./crates + "/${dir}/Cargo.toml"));
+          lambdasOf =
+            dir: builtins.filter (bin: builtins.elem bin lambdaNames) (map (bin: bin.name) ((manifest dir).bin or [ ]));
+        in
+        builtins.listToAttrs (
+          builtins.filter (package: package.value != [ ]) (
+            map (dir: {
+              name = (manifest dir).package.name;
+              value = lambdasOf dir;
+            }) crateDirs
+          )
+        );
+
       # Lambda runs provided.al2023 on Graviton: aarch64 with glibc 2.34.
       lambdaTarget = "aarch64-unknown-linux-gnu";
 
@@ -188,7 +212,8 @@
           # `cargo xtask lambdas` (crates/xtask/src/lambdas.rs) builds the Lambdas, here exactly as
           # in CI (.ci/run) except for the toolchain (rust-overlay's, with the target's standard
           # library, so no --sysroot):
-          #   cargo zigbuild --target aarch64-unknown-linux-gnu.2.34 --locked --release --bin ...
+          #   cargo zigbuild --target aarch64-unknown-linux-gnu.2.34 --locked --release -p <package> --bin ...
+          # once for each package of lambdaPackages,
           # from the source root <src>, into <src>/target ($ORDERFLOW_CACHE/lambda-build-here),
           # with SOURCE_DATE_EPOCH=1700000000, the zig caches in $ORDERFLOW_CACHE/zig/, and every
           # build-machine path remapped to a fixed name, in this order (rustc applies the last
@@ -249,9 +274,16 @@
             done
             export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="''${rustflags# } -C link-arg=-Wl,--build-id=none"
             export CFLAGS_aarch64_unknown_linux_gnu="''${cflags# }"
-            cargo zigbuild --target ${lambdaZigTarget} --locked --release ${
-              lib.concatMapStringsSep " " (bin: "--bin ${bin}") lambdaNames
-            }
+            ${lib.concatStringsSep "\n" (
+              builtins.attrValues (
+                builtins.mapAttrs (
+                  package: bins:
+                  "cargo zigbuild --target ${lambdaZigTarget} --locked --release -p ${package} ${
+                    lib.concatMapStringsSep " " (bin: "--bin ${bin}") bins
+                  }"
+                ) lambdaPackages
+              )
+            )}
             unset CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS CFLAGS_aarch64_unknown_linux_gnu
             cargo build --locked --package xtask
           '';

@@ -397,20 +397,12 @@ fn put_floor(
 /// `cargo xtask lambda-bench`.
 pub(crate) fn run(root: &Path, target_dir: &Path, options: &Options) -> Result<()> {
     if options.build {
-        crate::step(
-            "release build",
-            "cargo",
-            &[
-                "build",
-                "--locked",
-                "--release",
-                "-p",
-                "orderflow-consumer",
-                "-p",
-                "orderflow-transformer",
-                "--bins",
-            ],
-        )?;
+        // Each package on its own, as `cargo xtask lambdas` builds the deployed binaries.
+        for (package, bins) in crate::lambdas::Lambdas::read()?.packages(root)? {
+            let mut args = vec!["build", "--locked", "--release", "-p", &package];
+            args.extend(bins.iter().flat_map(|bin| ["--bin", bin.as_str()]));
+            crate::step("release build", "cargo", &args)?;
+        }
     }
     let mut dirs = Vec::new();
     if let Some(baseline) = &options.baseline {

@@ -1,5 +1,5 @@
 //! `cargo xtask lambdas`: the five Lambdas for Graviton (`aarch64-unknown-linux-gnu`,
-//! `provided.al2023`) in one cargo invocation, refused if a binary needs glibc symbols newer than
+//! `provided.al2023`), one cargo invocation per package (`Lambdas::packages`), refused if a binary needs glibc symbols newer than
 //! 2.34 or contains a build-machine path, packed as `bootstrap`-only zips with fixed metadata,
 //! plus `SHA256SUMS`.
 //!
@@ -70,6 +70,71 @@ impl Lambdas {
         std::iter::once(self.consumer.as_str())
             .chain(self.transformers.values().map(String::as_str))
             .collect()
+    }
+
+    /// The workspace packages that hold the Lambdas' binaries (the `[[bin]]` tables of
+    /// `crates/*/Cargo.toml` under `src`, but for the root manifest's `workspace.exclude`), by
+    /// package name, each with its Lambdas in manifest
+    /// order. Each package is built by a cargo invocation of its own (`-p`): one invocation for
+    /// every binary merges the dependency features of all the workspace's packages into each
+    /// binary (the API's `jsonschema` gave the transformers regex's Unicode tables, and the
+    /// consumer's SDK gave them HTTP/2). The flake groups the binaries the same way.
+    pub(crate) fn packages(&self, src: &Path) -> Result<Vec<(String, Vec<String>)>> {
+        let names = self.names();
+        let root: toml::Table = toml::from_str(&std::fs::read_to_string(src.join("Cargo.toml"))?)
+            .context("the root Cargo.toml is not TOML")?;
+        let excluded: Vec<&str> = root
+            .get("workspace")
+            .and_then(|workspace| workspace.get("exclude"))
+            .and_then(toml::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(toml::Value::as_str)
+            .collect();
+        let mut packages: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let crates = src.join("crates");
+        for entry in
+            std::fs::read_dir(&crates).with_context(|| format!("reading {}", crates.display()))?
+        {
+            let dir = entry?.path();
+            let path = dir.join("Cargo.toml");
+            let member = dir.strip_prefix(src).unwrap_or(&dir);
+            if !path.is_file()
+                || excluded
+                    .iter()
+                    .any(|excluded| member == Path::new(excluded))
+            {
+                continue;
+            }
+            let manifest: toml::Table = toml::from_str(&std::fs::read_to_string(&path)?)
+                .with_context(|| format!("{} is not TOML", path.display()))?;
+            let package = manifest
+                .get("package")
+                .and_then(|package| package.get("name"))
+                .and_then(toml::Value::as_str)
+                .with_context(|| format!("{}: no package.name", path.display()))?;
+            let bins = manifest.get("bin").and_then(toml::Value::as_array);
+            for bin in bins.into_iter().flatten() {
+                let name = bin.get("name").and_then(toml::Value::as_str);
+                if let Some(name) = name.filter(|name| names.contains(name)) {
+                    packages
+                        .entry(package.to_owned())
+                        .or_default()
+                        .push(name.to_owned());
+                }
+            }
+        }
+        let found: Vec<&String> = packages.values().flatten().collect();
+        let missing: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|name| found.iter().filter(|bin| bin.as_str() == *name).count() != 1)
+            .collect();
+        ensure!(
+            missing.is_empty(),
+            "tofu/lambdas.json names {missing:?}, which not exactly one [[bin]] of crates/*/Cargo.toml defines"
+        );
+        Ok(packages.into_iter().collect())
     }
 
     /// The table a transformer writes, `None` for the consumer.
@@ -347,58 +412,64 @@ fn build(src: &Path, target_dir: &Path, out: &Path, options: &Options) -> Result
         // The target's flags only: build scripts and proc macros keep the host's sysroot.
         rustflags = format!("--sysroot {} {rustflags}", sysroot.display());
     }
-    let mut command = Command::new(match (&sysroot, std::env::var("ORDERFLOW_CARGO")) {
-        (_, Ok(cargo)) => cargo,
-        (Some(_), Err(_)) => "/usr/bin/cargo".to_owned(),
-        (None, Err(_)) => "cargo".to_owned(),
-    });
-    if sysroot.is_some() {
+    // One cargo invocation per package (see `Lambdas::packages`).
+    for (package, bins) in lambdas.packages(&src)? {
+        let mut command = Command::new(match (&sysroot, std::env::var("ORDERFLOW_CARGO")) {
+            (_, Ok(cargo)) => cargo,
+            (Some(_), Err(_)) => "/usr/bin/cargo".to_owned(),
+            (None, Err(_)) => "cargo".to_owned(),
+        });
+        if sysroot.is_some() {
+            command
+                .env(
+                    "RUSTC",
+                    std::env::var("ORDERFLOW_RUSTC").unwrap_or_else(|_| "/usr/bin/rustc".into()),
+                )
+                .env("RUSTDOC", "/usr/bin/rustdoc");
+        }
+        // zig links against exactly this glibc version (the target's suffix); cargo-zigbuild sets
+        // the linker, CC_<target> and AR_<target> (`zig ar`) unless they are set, and leaves
+        // CARGO_TARGET_<TRIPLE>_RUSTFLAGS alone (it only reads -C target-cpu from it).
+        command.arg("zigbuild").args([
+            "--target",
+            &format!("{TARGET}.{}.{}", MAX_GLIBC.0, MAX_GLIBC.1),
+        ]);
+        for (variable, dir) in &zig_caches {
+            std::fs::create_dir_all(dir)?;
+            command.env(variable, dir);
+        }
+        for variable in [
+            "CC_aarch64_unknown_linux_gnu",
+            "AR_aarch64_unknown_linux_gnu",
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
+        ] {
+            command.env_remove(variable);
+        }
         command
+            .args(["--locked", "--release", "-p", &package])
+            .args(bins.iter().flat_map(|bin| ["--bin", bin.as_str()]))
+            .current_dir(&src)
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .env("CARGO_INCREMENTAL", "0")
+            .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
             .env(
-                "RUSTC",
-                std::env::var("ORDERFLOW_RUSTC").unwrap_or_else(|_| "/usr/bin/rustc".into()),
+                "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
+                &rustflags,
             )
-            .env("RUSTDOC", "/usr/bin/rustdoc");
+            // The C code of ring and aws-lc-sys (the cc crate appends these to its own flags).
+            .env("CFLAGS_aarch64_unknown_linux_gnu", paths.cflags())
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("RUSTC_WRAPPER");
+        eprintln!("xtask: lambdas: building {package} in {}", src.display());
+        let status = command
+            .status()
+            .context("starting cargo for the arm64 build")?;
+        ensure!(
+            status.success(),
+            "the arm64 build of {package} failed ({status})"
+        );
     }
-    // zig links against exactly this glibc version (the target's suffix); cargo-zigbuild sets
-    // the linker, CC_<target> and AR_<target> (`zig ar`) unless they are set, and leaves
-    // CARGO_TARGET_<TRIPLE>_RUSTFLAGS alone (it only reads -C target-cpu from it).
-    command.arg("zigbuild").args([
-        "--target",
-        &format!("{TARGET}.{}.{}", MAX_GLIBC.0, MAX_GLIBC.1),
-    ]);
-    for (variable, dir) in &zig_caches {
-        std::fs::create_dir_all(dir)?;
-        command.env(variable, dir);
-    }
-    for variable in [
-        "CC_aarch64_unknown_linux_gnu",
-        "AR_aarch64_unknown_linux_gnu",
-        "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
-    ] {
-        command.env_remove(variable);
-    }
-    command
-        .args(["--locked", "--release"])
-        .args(lambdas.names().into_iter().flat_map(|bin| ["--bin", bin]))
-        .current_dir(&src)
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .env("CARGO_INCREMENTAL", "0")
-        .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
-        .env(
-            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
-            &rustflags,
-        )
-        // The C code of ring and aws-lc-sys (the cc crate appends these to its own flags).
-        .env("CFLAGS_aarch64_unknown_linux_gnu", paths.cflags())
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("RUSTC_WRAPPER");
-    eprintln!("xtask: lambdas: building in {}", src.display());
-    let status = command
-        .status()
-        .context("starting cargo for the arm64 build")?;
-    ensure!(status.success(), "the arm64 build failed ({status})");
 
     std::fs::create_dir_all(out)?;
     let mut sums = BTreeMap::new();
@@ -538,6 +609,32 @@ pub(crate) fn bootstrap_zip(binary: &[u8]) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every Lambda is built from exactly one package, and the consumer's package (the AWS SDK,
+    /// HTTP/2) builds no transformer: a cargo invocation per package keeps each binary to its
+    /// own dependency features.
+    #[test]
+    fn each_lambda_is_in_one_package_and_the_consumer_builds_alone() {
+        let lambdas = Lambdas::read().unwrap();
+        let packages = lambdas.packages(&crate::root()).unwrap();
+        let mut built: Vec<&str> = packages
+            .iter()
+            .flat_map(|(_, bins)| bins.iter().map(String::as_str))
+            .collect();
+        built.sort_unstable();
+        let mut names = lambdas.names();
+        names.sort_unstable();
+        assert_eq!(built, names);
+        let consumer = packages
+            .iter()
+            .find(|(_, bins)| bins.contains(&lambdas.consumer))
+            .unwrap();
+        assert_eq!(
+            consumer.1,
+            std::slice::from_ref(&lambdas.consumer),
+            "{packages:?}"
+        );
+    }
 
     #[test]
     fn zips_are_deterministic_and_hold_an_executable_bootstrap() {
