@@ -852,3 +852,38 @@ fn the_consumer_role_allows_exactly_the_dynamodb_calls_the_consumer_makes() {
         );
     }
 }
+
+// --- Lambda environments ------------------------------------------------------------------------
+
+/// A function whose environment is encrypted with the stack's key (`kms_key_arn`) needs
+/// `kms:Decrypt` on that key in its own role: Lambda decrypts the variables with the function's
+/// role when it starts an execution environment, and without the grant every invocation fails
+/// with KMSAccessDeniedException. Neither the twin nor moto decrypts anything, so only this shows it.
+#[test]
+fn a_function_with_an_encrypted_environment_can_decrypt_it() {
+    let file = tf_file("tofu/modules/lambda_function/main.tf");
+    let function = labelled(&file.body, "resource", &["aws_lambda_function", "this"])
+        .into_iter()
+        .next()
+        .expect("tofu/modules/lambda_function: resource \"aws_lambda_function\" \"this\"");
+    let encrypted = attr(&function.body, "kms_key_arn").map(render);
+    assert!(
+        encrypted.is_some(),
+        "{}: the function's environment is expected to be encrypted with the stack's key",
+        file.path
+    );
+    let own = policy_document(&file, "own");
+    let decrypts = blocks(&own.body, "dynamic").any(|dynamic| {
+        blocks(&dynamic.body, "content").any(|content| {
+            literal_list(&content.body, "actions") == ["kms:Decrypt"]
+                && attr(&content.body, "sid").and_then(string_value).as_deref()
+                    == Some("DecryptEnvironment")
+        }) && attr(&dynamic.body, "for_each")
+            .is_some_and(|for_each| format!("{for_each:?}").contains("has_environment"))
+    });
+    assert!(
+        decrypts,
+        "{}: the role of a function with an environment must allow kms:Decrypt on the key that encrypts it (statement DecryptEnvironment)",
+        file.path
+    );
+}

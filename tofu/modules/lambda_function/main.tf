@@ -26,18 +26,33 @@ data "aws_iam_policy_document" "assume" {
   }
 }
 
-data "aws_iam_policy_document" "logs" {
+# What every function's role needs for itself.
+data "aws_iam_policy_document" "own" {
   statement {
     sid     = "Logs"
     actions = ["logs:CreateLogStream", "logs:PutLogEvents"]
     # The function's own log streams.
     resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
   }
+
+  # Lambda decrypts the environment (encrypted with the stack's key, kms_key_arn below) with the
+  # function's role when it starts an execution environment; without this grant every invocation
+  # fails with KMSAccessDeniedException ("Lambda was unable to decrypt the environment
+  # variables"), as in cattle-ops/terraform-aws-gitlab-runner pull request 1253; AWS SAM adds the
+  # same statement for functions with KmsKeyArn (aws/serverless-application-model issue 1989).
+  dynamic "statement" {
+    for_each = local.has_environment ? [var.workload.kms_key_arn] : []
+    content {
+      sid       = "DecryptEnvironment"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+    }
+  }
 }
 
 data "aws_iam_policy_document" "this" {
   source_policy_documents = concat(
-    [data.aws_iam_policy_document.logs.json],
+    [data.aws_iam_policy_document.own.json],
     var.policy_json == null ? [] : [var.policy_json],
   )
 }
