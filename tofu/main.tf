@@ -173,8 +173,9 @@ module "observability" {
   delivery_streams      = { for table, delivery in module.delivery : table => delivery.delivery_stream_name }
   api_name              = module.ingestion_api.rest_api_name
   api_stage_name        = module.ingestion_api.stage_name
-  # Alarm before records age out of the consumer's retry window (pipeline.json consumer section).
-  iterator_age_threshold_ms = local.pipeline.consumer.maximum_record_age_seconds * 1000 / 2
+  # Alarm at half the time a record can wait before it is lost: the consumer's retry window
+  # (maximum_record_age_seconds) or the stream's retention, whichever is shorter.
+  iterator_age_threshold_ms = min(local.pipeline.consumer.maximum_record_age_seconds, local.pipeline.stream.retention_hours * 3600) * 1000 / 2
   # A record waits up to both buffer intervals (the transformer's, then the S3 one) before its
   # object is written: alarm at five times that (600 s with the defaults).
   delivery_freshness_threshold_s = 5 * (local.pipeline.delivery.processor_buffer_interval_seconds + local.pipeline.delivery.buffering_interval_seconds)
