@@ -15,7 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    orderflow_domain::init_lambda_logs();
     let table = match std::env::var(ORDERS_TABLE_ENV) {
         Ok(table) if !table.is_empty() => table,
         _ => {

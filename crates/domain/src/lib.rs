@@ -23,6 +23,8 @@ pub mod fixtures;
 mod generate;
 #[cfg(feature = "dynamodb")]
 mod item;
+#[cfg(feature = "lambda-logs")]
+mod lambda_logs;
 mod order;
 mod parse;
 mod tables;
@@ -39,6 +41,8 @@ pub use item::{
     MAX_ITEM_BYTES, PARTITION_KEY, Provenance, SORT_KEY, SOURCE_SEQUENCE_NUMBER, item_size,
     order_item,
 };
+#[cfg(feature = "lambda-logs")]
+pub use lambda_logs::{init_lambda_logs, lambda_log_level};
 pub use order::{
     Amount, AmountError, ItemDetails, Order, PaymentType, ProductLine, PurchaseDetails,
     ShippingAddress, Status, format_utc,

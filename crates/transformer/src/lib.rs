@@ -464,7 +464,7 @@ pub fn sample_event(limit: usize) -> (Vec<u8>, usize) {
 
 /// Runs the Lambda runtime loop for one table's transformer.
 pub async fn run(table: Table) -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    orderflow_domain::init_lambda_logs();
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<FirehoseEvent>| async move {
             handle_json(&event.payload, table).map_err(Error::from)
