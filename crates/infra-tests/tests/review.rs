@@ -861,25 +861,39 @@ fn the_consumer_role_allows_exactly_the_dynamodb_calls_the_consumer_makes() {
 /// with KMSAccessDeniedException. Neither the twin nor moto decrypts anything, so only this shows it.
 #[test]
 fn a_function_with_an_encrypted_environment_can_decrypt_it() {
+    /// Whether `expr` mentions the traversal `path` anywhere inside it.
+    fn mentions(expr: &hcl::Expression, path: &[&str]) -> bool {
+        let mut found = false;
+        support::walk(expr, &mut |inner| {
+            found |= support::is_traversal(inner, path)
+        });
+        found
+    }
+    const KEY: &[&str] = &["var", "workload", "kms_key_arn"];
+    const HAS_ENVIRONMENT: &[&str] = &["local", "has_environment"];
+
     let file = tf_file("tofu/modules/lambda_function/main.tf");
     let function = labelled(&file.body, "resource", &["aws_lambda_function", "this"])
         .into_iter()
         .next()
         .expect("tofu/modules/lambda_function: resource \"aws_lambda_function\" \"this\"");
-    let encrypted = attr(&function.body, "kms_key_arn").map(render);
     assert!(
-        encrypted.is_some(),
-        "{}: the function's environment is expected to be encrypted with the stack's key",
-        file.path
+        attr(&function.body, "kms_key_arn").is_some_and(|key| mentions(key, KEY)),
+        "{}: the function's environment is expected to be encrypted with the stack's key ({})",
+        file.path,
+        KEY.join(".")
     );
+    // The grant: a statement made for each function with an environment, allowing kms:Decrypt on
+    // the same key.
     let own = policy_document(&file, "own");
     let decrypts = blocks(&own.body, "dynamic").any(|dynamic| {
-        blocks(&dynamic.body, "content").any(|content| {
-            literal_list(&content.body, "actions") == ["kms:Decrypt"]
-                && attr(&content.body, "sid").and_then(string_value).as_deref()
-                    == Some("DecryptEnvironment")
-        }) && attr(&dynamic.body, "for_each")
-            .is_some_and(|for_each| format!("{for_each:?}").contains("has_environment"))
+        attr(&dynamic.body, "for_each")
+            .is_some_and(|for_each| mentions(for_each, HAS_ENVIRONMENT) && mentions(for_each, KEY))
+            && blocks(&dynamic.body, "content").any(|content| {
+                literal_list(&content.body, "actions") == ["kms:Decrypt"]
+                    && attr(&content.body, "sid").and_then(string_value).as_deref()
+                        == Some("DecryptEnvironment")
+            })
     });
     assert!(
         decrypts,
