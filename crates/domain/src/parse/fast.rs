@@ -53,7 +53,12 @@ impl<'a> Scanner<'a> {
 
     /// A string without escapes or control characters, after optional whitespace.
     fn string(&mut self) -> Option<&'a str> {
-        self.eat(b'"')?;
+        // Compact JSON has the quote right at the cursor; only look for whitespace otherwise.
+        if self.bytes().get(self.at) == Some(&b'"') {
+            self.at += 1;
+        } else {
+            self.eat(b'"')?;
+        }
         let start = self.at;
         let end = start + string_end(&self.bytes()[start..])?;
         need!(self.bytes()[end] == b'"');
@@ -129,21 +134,52 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// The members of an object: calls `member` with each key (the cursor then at its value),
-    /// after the opening brace is consumed by the caller. Each key is `bit`-flagged by `member`'s
-    /// answer, so a repeated field gives up (serde rejects it).
-    fn members(&mut self, mut member: impl FnMut(&mut Self, &str) -> Option<u32>) -> Option<()> {
+    /// Consumes `"key":` when the input continues with exactly those bytes (compact JSON), and
+    /// nothing otherwise.
+    fn literal_key(&mut self, key: &str) -> bool {
+        let key = key.as_bytes();
+        let rest = &self.bytes()[self.at..];
+        let found = rest.len() > key.len() + 2
+            && rest[0] == b'"'
+            && rest[key.len() + 1] == b'"'
+            && rest[key.len() + 2] == b':'
+            && equal_words(&rest[1..=key.len()], key);
+        if found {
+            self.at += key.len() + 3;
+        }
+        found
+    }
+
+    /// The members of an object whose only allowed keys are `keys`: calls `member` with each
+    /// key's index in `keys` (the cursor then at its value), after the opening brace is consumed
+    /// by the caller. A key outside `keys` or a repeated one gives up (serde rejects a repeated
+    /// field). Writers usually put the keys in the order of `keys`, so the key expected next is
+    /// compared as bytes first, and only a different one is read as a string and looked up.
+    fn members<const N: usize>(
+        &mut self,
+        keys: &[&str; N],
+        mut member: impl FnMut(&mut Self, usize) -> Option<()>,
+    ) -> Option<()> {
         let mut seen = 0u32;
         if self.peek()? == b'}' {
             self.at += 1;
             return Some(());
         }
+        let mut next = 0;
         loop {
-            let key = self.string()?;
-            self.eat(b':')?;
-            let bit = member(self, key)?;
+            let index = match keys.get(next) {
+                Some(key) if self.literal_key(key) => next,
+                _ => {
+                    let key = self.string()?;
+                    self.eat(b':')?;
+                    keys.iter().position(|known| *known == key)?
+                }
+            };
+            let bit = 1 << index;
             need!(seen & bit == 0);
             seen |= bit;
+            member(self, index)?;
+            next = index + 1;
             match self.peek()? {
                 b',' => self.at += 1,
                 b'}' => {
@@ -169,18 +205,20 @@ impl<'a> Scanner<'a> {
             zip: Json::Missing,
             country: Json::Missing,
         };
-        self.members(|s, key| {
-            let (slot, bit) = match key {
-                "street" => (&mut address.street, 1),
-                "city" => (&mut address.city, 2),
-                "state" => (&mut address.state, 4),
-                "zip" => (&mut address.zip, 8),
-                "country" => (&mut address.country, 16),
-                _ => return None,
-            };
-            *slot = s.scalar()?;
-            Some(bit)
-        })?;
+        self.members(
+            &["street", "city", "state", "zip", "country"],
+            |s, index| {
+                let slot = match index {
+                    0 => &mut address.street,
+                    1 => &mut address.city,
+                    2 => &mut address.state,
+                    3 => &mut address.zip,
+                    _ => &mut address.country,
+                };
+                *slot = s.scalar()?;
+                Some(())
+            },
+        )?;
         Some(address)
     }
 
@@ -191,25 +229,18 @@ impl<'a> Scanner<'a> {
             currency: Json::Missing,
             instalments: Json::Missing,
         };
-        self.members(|s, key| match key {
-            "payment_type" => {
-                purchase.payment_type = s.scalar()?;
-                Some(1)
+        let keys = ["payment_type", "amount", "currency", "instalments"];
+        self.members(&keys, |s, index| {
+            match index {
+                0 => purchase.payment_type = s.scalar()?,
+                1 => {
+                    need!(matches!(s.peek()?, b'-' | b'0'..=b'9'));
+                    purchase.amount = Some(s.number_text()?);
+                }
+                2 => purchase.currency = s.scalar()?,
+                _ => purchase.instalments = s.scalar()?,
             }
-            "amount" => {
-                need!(matches!(s.peek()?, b'-' | b'0'..=b'9'));
-                purchase.amount = Some(s.number_text()?);
-                Some(2)
-            }
-            "currency" => {
-                purchase.currency = s.scalar()?;
-                Some(4)
-            }
-            "instalments" => {
-                purchase.instalments = s.scalar()?;
-                Some(8)
-            }
-            _ => None,
+            Some(())
         })?;
         Some(purchase)
     }
@@ -219,14 +250,13 @@ impl<'a> Scanner<'a> {
             color: Json::Missing,
             size: Json::Missing,
         };
-        self.members(|s, key| {
-            let (slot, bit) = match key {
-                "color" => (&mut details.color, 1),
-                "size" => (&mut details.size, 2),
-                _ => return None,
+        self.members(&["color", "size"], |s, index| {
+            let slot = match index {
+                0 => &mut details.color,
+                _ => &mut details.size,
             };
             *slot = s.scalar()?;
-            Some(bit)
+            Some(())
         })?;
         Some(details)
     }
@@ -238,24 +268,15 @@ impl<'a> Scanner<'a> {
             quantity: Json::Missing,
             item_details: Nested::Missing,
         };
-        self.members(|s, key| match key {
-            "product_id" => {
-                line.product_id = s.scalar()?;
-                Some(1)
+        let keys = ["product_id", "name", "quantity", "item_details"];
+        self.members(&keys, |s, index| {
+            match index {
+                0 => line.product_id = s.scalar()?,
+                1 => line.name = s.scalar()?,
+                2 => line.quantity = s.scalar()?,
+                _ => line.item_details = s.object(Self::item_details)?,
             }
-            "name" => {
-                line.name = s.scalar()?;
-                Some(2)
-            }
-            "quantity" => {
-                line.quantity = s.scalar()?;
-                Some(4)
-            }
-            "item_details" => {
-                line.item_details = s.object(Self::item_details)?;
-                Some(8)
-            }
-            _ => None,
+            Some(())
         })?;
         Some(line)
     }
@@ -291,36 +312,26 @@ impl<'a> Scanner<'a> {
             product_details: NestedList::Missing,
         };
         self.eat(b'{')?;
-        self.members(|s, key| match key {
-            "customer_id" => {
-                order.customer_id = s.scalar()?;
-                Some(1)
+        let keys = [
+            "customer_id",
+            "order_id",
+            "order_date",
+            "status",
+            "shipping_address",
+            "purchase_details",
+            "product_details",
+        ];
+        self.members(&keys, |s, index| {
+            match index {
+                0 => order.customer_id = s.scalar()?,
+                1 => order.order_id = s.scalar()?,
+                2 => order.order_date = s.scalar()?,
+                3 => order.status = s.scalar()?,
+                4 => order.shipping_address = s.object(Self::address)?,
+                5 => order.purchase_details = s.object(Self::purchase)?,
+                _ => order.product_details = s.lines()?,
             }
-            "order_id" => {
-                order.order_id = s.scalar()?;
-                Some(2)
-            }
-            "order_date" => {
-                order.order_date = s.scalar()?;
-                Some(4)
-            }
-            "status" => {
-                order.status = s.scalar()?;
-                Some(8)
-            }
-            "shipping_address" => {
-                order.shipping_address = s.object(Self::address)?;
-                Some(16)
-            }
-            "purchase_details" => {
-                order.purchase_details = s.object(Self::purchase)?;
-                Some(32)
-            }
-            "product_details" => {
-                order.product_details = s.lines()?;
-                Some(64)
-            }
-            _ => None,
+            Some(())
         })?;
         need!(self.peek().is_none());
         Some(order)
@@ -352,6 +363,29 @@ fn string_end(bytes: &[u8]) -> Option<usize> {
     rest.iter()
         .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
         .map(|at| bytes.len() - rest.len() + at)
+}
+
+/// `a == b` for two slices of the same length, compared four or eight bytes a step (the last
+/// word overlapping the one before it) instead of by a call to `memcmp`: keys are short.
+fn equal_words(a: &[u8], b: &[u8]) -> bool {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len();
+    let u32_at = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4"));
+    let u64_at = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8"));
+    match n {
+        0..4 => a == b,
+        4..8 => u32_at(a, 0) == u32_at(b, 0) && u32_at(a, n - 4) == u32_at(b, n - 4),
+        _ => {
+            let mut at = 0;
+            while at + 8 < n {
+                if u64_at(a, at) != u64_at(b, at) {
+                    return false;
+                }
+                at += 8;
+            }
+            u64_at(a, n - 8) == u64_at(b, n - 8)
+        }
+    }
 }
 
 /// The wire model of `text` if it has the common shape (see the module documentation).
@@ -393,6 +427,25 @@ mod tests {
             let bytes = text.as_bytes();
             let naive = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
             prop_assert_eq!(super::string_end(bytes), naive);
+        }
+    }
+
+    proptest! {
+        /// The word-wise comparison agrees with `==` at every length a key can have, wherever
+        /// the two slices differ.
+        #[test]
+        fn equal_words_is_slice_equality(
+            a in prop::collection::vec(any::<u8>(), 0..40),
+            flip in any::<prop::sample::Index>(),
+            bit in 0u8..8,
+            differ: bool,
+        ) {
+            let mut b = a.clone();
+            if differ && !b.is_empty() {
+                let at = flip.index(b.len());
+                b[at] ^= 1 << bit;
+            }
+            prop_assert_eq!(super::equal_words(&a, &b), a == b);
         }
     }
 
@@ -440,6 +493,12 @@ mod tests {
             valid.replace("\"c1\"", "1"),
             valid.replace("\"c1\"", "{}"),
             valid.replace("\"order_id\"", "\"customer_id\""),
+            valid.replace("\"zip\"", "\"zipx\""),
+            valid.replace("\"city\"", "\"cit\""),
+            valid.replace("\"city\"", "\"city \""),
+            valid.replace("\"city\":", "\"city\" :"),
+            valid.replace("\"state\"", "\"street\""),
+            valid.replace("\"size\"", "\"color\""),
             valid.replace("\"order_id\":\"o1\",", ""),
             valid.replace("\"order_id\"", "\"other\""),
             valid.replace("\"purchase_details\"", "\"purchaise_details\""),
@@ -461,6 +520,52 @@ mod tests {
             "{\"customer_id\"}".to_owned(),
         ];
         for case in &cases {
+            same(case.as_bytes()).unwrap();
+        }
+    }
+
+    /// Keys in another order than the usual one, or repeated, are read as strings and looked up:
+    /// still the fast path where every key is known and appears once.
+    #[test]
+    fn keys_in_any_order_read_alike() {
+        let valid = r#"{"customer_id":"c1","order_id":"o1","order_date":"2024-06-08T18:05:03Z","status":"paid","shipping_address":{"street":"s","city":"c","state":"t","zip":"z","country":"k"},"purchase_details":{"payment_type":"cash","amount":42.5,"currency":"USD","instalments":3},"product_details":[{"product_id":"p","name":"n","quantity":2,"item_details":{"color":"c","size":"s"}}]}"#;
+        let reordered = [
+            valid.replace(
+                r#""customer_id":"c1","order_id":"o1""#,
+                r#""order_id":"o1","customer_id":"c1""#,
+            ),
+            valid.replace(r#""street":"s","city":"c""#, r#""city":"c","street":"s""#),
+            valid.replace(
+                r#""street":"s","city":"c","state":"t","zip":"z","country":"k""#,
+                r#""country":"k","zip":"z","state":"t","city":"c","street":"s""#,
+            ),
+            valid.replace(
+                r#""amount":42.5,"currency":"USD""#,
+                r#""currency":"USD","amount":42.5"#,
+            ),
+            valid.replace(r#""color":"c","size":"s""#, r#""size":"s","color":"c""#),
+            valid.replace(
+                r#""quantity":2,"item_details":{"color":"c","size":"s"}"#,
+                r#""item_details":{"color":"c","size":"s"},"quantity":2"#,
+            ),
+            valid.replace(r#""status":"paid","#, "").replace(
+                r#""product_details""#,
+                r#""status":"paid","product_details""#,
+            ),
+        ];
+        for case in &reordered {
+            assert_ne!(case, valid, "the edit happened");
+            assert!(super::scan_order(case).is_some(), "{case}");
+            same(case.as_bytes()).unwrap();
+        }
+        let repeated = [
+            valid.replace(r#""city":"c""#, r#""city":"c","street":"s""#),
+            valid.replace(r#""size":"s""#, r#""size":"s","size":"s""#),
+            valid.replace(r#""order_id":"o1""#, r#""order_id":"o1","order_id":"o1""#),
+        ];
+        for case in &repeated {
+            assert_ne!(case, valid, "the edit happened");
+            assert!(super::scan_order(case).is_none(), "{case}");
             same(case.as_bytes()).unwrap();
         }
     }
