@@ -314,6 +314,30 @@ fn edge_cases_are_accepted_and_refused_alike() {
     ] {
         assert_eq!(same_decoding(json.as_bytes()), accepted, "{json}");
     }
+    // Data that is not text (the data is read as bytes, not checked for UTF-8 first): a raw byte
+    // that is not UTF-8 in the base64, a lone surrogate escape, an array of numbers (which
+    // serde_json would read as bytes).
+    let base = serde_json::to_string(&base_event()).unwrap();
+    for data in [
+        &b"\"SGVsbG8g\xffV29ybGQ=\""[..],
+        b"\"SGVsbG8gV29ybGQ\xc3\"",
+        b"\"SGVsbG8g\\ud800V29ybGQ=\"",
+        b"[72,101,108]",
+    ] {
+        let json = [
+            base.split_once("\"SGVsbG8gV29ybGQ=\"")
+                .unwrap()
+                .0
+                .as_bytes(),
+            data,
+            base.split_once("\"SGVsbG8gV29ybGQ=\"")
+                .unwrap()
+                .1
+                .as_bytes(),
+        ]
+        .concat();
+        assert!(!same_decoding(&json), "{}", String::from_utf8_lossy(&json));
+    }
     eprintln!("{} cases, refused by both: {refused:?}", cases.len());
 }
 

@@ -32,7 +32,7 @@ mod tables;
 #[cfg(feature = "generator")]
 pub use catalogue::{CURRENCIES, Catalogue, Currency, Product};
 pub use encoding::{
-    base64_len, decode_base64, deserialize_base64, encode_base64_into, push_json_str,
+    base64_len, decode_base64, deserialize_base64, encode_base64_into, json_str_len, push_json_str,
 };
 #[cfg(feature = "generator")]
 pub use generate::{GeneratorConfig, InvalidSample, OrderGenerator};

@@ -30,7 +30,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use orderflow_domain::{Partition, Table, parse_order};
 
 pub use event::{FirehoseEvent, FirehoseRecord, ResponseJson};
-use orderflow_domain::{base64_len, encode_base64_into, push_json_str};
+use orderflow_domain::{base64_len, encode_base64_into, json_str_len, push_json_str};
 
 /// Lambda's limit on a synchronous response, in bytes.
 pub const RESPONSE_LIMIT_BYTES: usize = 6 * 1024 * 1024;
@@ -134,6 +134,14 @@ struct Answers {
     summary: TransformSummary,
 }
 
+// The fixed parts of a response entry, in order (the id, the result, the data and the
+// partition keys go between them).
+const ENTRY_ID: &[u8] = b"{\"recordId\":";
+const ENTRY_RESULT: &[u8] = b",\"result\":\"";
+const ENTRY_DATA: &[u8] = b"\",\"data\":\"";
+const ENTRY_KEYS: &[u8] = b"\",\"metadata\":{\"partitionKeys\":{";
+const ENTRY_END: &[u8] = b"}}}";
+
 /// Appends one response entry, exactly as serde_json writes aws_lambda_events'
 /// `KinesisFirehoseResponseRecord` (field order, `null` for a missing id, compact), with `data`
 /// given as its bytes (base64-encoded here) or as `None` for an empty data field.
@@ -144,18 +152,18 @@ fn write_entry(
     data: Option<&[u8]>,
     partition: Option<&Partition>,
 ) {
-    out.extend_from_slice(b"{\"recordId\":");
+    out.extend_from_slice(ENTRY_ID);
     match record_id {
         Some(id) => push_json_str(out, id),
         None => out.extend_from_slice(b"null"),
     }
-    out.extend_from_slice(b",\"result\":\"");
+    out.extend_from_slice(ENTRY_RESULT);
     out.extend_from_slice(result.as_bytes());
-    out.extend_from_slice(b"\",\"data\":\"");
+    out.extend_from_slice(ENTRY_DATA);
     if let Some(data) = data {
         encode_base64_into(data, out);
     }
-    out.extend_from_slice(b"\",\"metadata\":{\"partitionKeys\":{");
+    out.extend_from_slice(ENTRY_KEYS);
     if let Some(partition) = partition {
         for (index, (key, value)) in partition.keys().into_iter().enumerate() {
             if index > 0 {
@@ -167,21 +175,37 @@ fn write_entry(
             push_json_str(out, value);
         }
     }
-    out.extend_from_slice(b"}}}");
+    out.extend_from_slice(ENTRY_END);
 }
 
-/// Exact bytes of an entry whose data is `data_len` bytes before base64. Writes the entry without
-/// its data into `scratch` and adds the base64 length: base64 needs no JSON escaping.
-fn entry_len(
-    scratch: &mut Vec<u8>,
-    record_id: Option<&str>,
-    result: &str,
-    data_len: usize,
-    partition: Option<&Partition>,
-) -> usize {
-    scratch.clear();
-    write_entry(scratch, record_id, result, None, partition);
-    scratch.len() + base64_len(data_len)
+/// Exact bytes [`write_entry`] writes for an id of `id_len` bytes of JSON, `result`, data of
+/// `data_len` bytes before base64, and partition keys of `keys_len` bytes of JSON, counted
+/// without writing anything (the debug build checks every response's length against it).
+fn entry_len(id_len: usize, result: &str, data_len: usize, keys_len: usize) -> usize {
+    ENTRY_ID.len()
+        + id_len
+        + ENTRY_RESULT.len()
+        + result.len()
+        + ENTRY_DATA.len()
+        + base64_len(data_len)
+        + ENTRY_KEYS.len()
+        + keys_len
+        + ENTRY_END.len()
+}
+
+/// Bytes of a record id as [`write_entry`] writes it.
+fn id_len(record_id: Option<&str>) -> usize {
+    record_id.map_or("null".len(), json_str_len)
+}
+
+/// Bytes of the partition keys as [`write_entry`] writes them, between the braces.
+fn keys_len(partition: &Partition) -> usize {
+    let keys = partition.keys();
+    let members: usize = keys
+        .iter()
+        .map(|(key, value)| key.len() + 3 + json_str_len(value))
+        .sum();
+    members + keys.len() - 1
 }
 
 /// `{"records":[]}`: the response without entries.
@@ -200,34 +224,19 @@ fn answer_all<R: InputRecord>(records: &[R], table: Table) -> Answers {
         ..Default::default()
     };
     let mut rows = Vec::with_capacity(records.iter().map(|r| r.data().len()).sum());
-    let mut scratch = Vec::with_capacity(256);
     let candidates: Vec<Candidate> = records
         .iter()
         .map(|record| {
-            let id = record.record_id();
+            let id = id_len(record.record_id());
             let (answer, count) = transform_one(record, table, &mut rows);
+            let failed_len = entry_len(id, RESULT_PROCESSING_FAILED, record.data().len(), 0);
             let (len, fallback_len) = match &answer {
                 Answer::Ok { rows, partition } => (
-                    entry_len(&mut scratch, id, RESULT_OK, rows.len(), Some(partition)),
-                    Some(entry_len(
-                        &mut scratch,
-                        id,
-                        RESULT_PROCESSING_FAILED,
-                        record.data().len(),
-                        None,
-                    )),
+                    entry_len(id, RESULT_OK, rows.len(), keys_len(partition)),
+                    Some(failed_len),
                 ),
-                Answer::Dropped => (entry_len(&mut scratch, id, RESULT_DROPPED, 0, None), None),
-                Answer::Failed => (
-                    entry_len(
-                        &mut scratch,
-                        id,
-                        RESULT_PROCESSING_FAILED,
-                        record.data().len(),
-                        None,
-                    ),
-                    None,
-                ),
+                Answer::Dropped => (entry_len(id, RESULT_DROPPED, 0, 0), None),
+                Answer::Failed => (failed_len, None),
             };
             Candidate {
                 answer,

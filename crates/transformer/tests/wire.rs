@@ -387,6 +387,19 @@ fn edge_cases_are_accepted_and_refused_alike() {
     ] {
         same_decoding(text.as_bytes());
     }
+    // Data that is not text (the data is read as bytes, not checked for UTF-8 first): a raw byte
+    // that is not UTF-8 in the base64, a lone surrogate escape, an array of numbers (which
+    // serde_json would read as bytes).
+    for data in [
+        &b"\"SGVsbG8g\xffV29ybGQ=\""[..],
+        b"\"SGVsbG8gV29ybGQ\xc3\"",
+        b"\"SGVsbG8g\\ud800V29ybGQ=\"",
+        b"[72,101,108]",
+    ] {
+        let (head, tail) = base.split_once("\"SGVsbG8gV29ybGQ=\"").unwrap();
+        let json = [head.as_bytes(), data, tail.as_bytes()].concat();
+        assert!(!same_decoding(&json), "{}", String::from_utf8_lossy(&json));
+    }
 }
 
 /// A Firehose event of `payloads` as JSON, every third record without `recordId`.
