@@ -392,38 +392,82 @@ fn decimal(value: u32, width: usize) -> ([u8; 10], usize) {
 }
 
 /// The Hive partition of an order: `year`, `month`, `day` of `order_date` in UTC, zero-padded.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// The digits are kept inline (no allocation per record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Partition {
-    /// Four digits.
-    pub year: String,
-    /// Two digits.
-    pub month: String,
-    /// Two digits.
-    pub day: String,
+    /// The year's text (four digits, or `format!("{:04}")`'s form outside 0 to 9999: a sign
+    /// or a fifth digit), then the month's two digits, then the day's.
+    text: [u8; Partition::CAPACITY],
+    /// How many bytes of `text` the year takes.
+    year_len: u8,
 }
 
 impl Partition {
+    /// Room for any year chrono can hold (`-262143` to `262142`), the month and the day.
+    const CAPACITY: usize = 11;
+
     /// The partition of a UTC time.
     pub fn of(date: &DateTime<Utc>) -> Self {
+        let mut text = [0; Partition::CAPACITY];
+        let year_len = match u32::try_from(date.year()) {
+            Ok(year) if year <= 9999 => {
+                let (digits, start) = decimal(year, 4);
+                text[..4].copy_from_slice(&digits[start..]);
+                4
+            }
+            _ => {
+                let year = format!("{:04}", date.year());
+                text[..year.len()].copy_from_slice(year.as_bytes());
+                year.len()
+            }
+        };
+        let two_digits = |value: u32| [b'0' + (value / 10) as u8, b'0' + (value % 10) as u8];
+        text[year_len..year_len + 2].copy_from_slice(&two_digits(date.month()));
+        text[year_len + 2..year_len + 4].copy_from_slice(&two_digits(date.day()));
         Partition {
-            year: ascii(|out| push_year(out, date.year())),
-            month: ascii(|out| push_padded(out, date.month(), 2)),
-            day: ascii(|out| push_padded(out, date.day(), 2)),
+            text,
+            year_len: u8::try_from(year_len).expect("a year is at most 7 characters"),
         }
+    }
+
+    /// The year: four digits (`format!("{:04}")` outside 0 to 9999).
+    pub fn year(&self) -> &str {
+        self.part(0, usize::from(self.year_len))
+    }
+
+    /// The month: two digits.
+    pub fn month(&self) -> &str {
+        let at = usize::from(self.year_len);
+        self.part(at, at + 2)
+    }
+
+    /// The day: two digits.
+    pub fn day(&self) -> &str {
+        let at = usize::from(self.year_len) + 2;
+        self.part(at, at + 2)
+    }
+
+    fn part(&self, from: usize, to: usize) -> &str {
+        std::str::from_utf8(&self.text[from..to]).expect("digits and a sign are ASCII")
     }
 
     /// The key/value pairs in path order, as Firehose's `partitionKeys` metadata carries them.
     pub fn keys(&self) -> [(&'static str, &str); 3] {
         [
-            ("year", &self.year),
-            ("month", &self.month),
-            ("day", &self.day),
+            ("year", self.year()),
+            ("month", self.month()),
+            ("day", self.day()),
         ]
     }
 
     /// The Hive path segment `year=2024/month=06/day=08`.
     pub fn hive_path(&self) -> String {
-        format!("year={}/month={}/day={}", self.year, self.month, self.day)
+        format!(
+            "year={}/month={}/day={}",
+            self.year(),
+            self.month(),
+            self.day()
+        )
     }
 }
 
@@ -754,7 +798,8 @@ mod tests {
             assert_eq!(hive_date(&day), day.format("%Y-%m-%d").to_string());
             day += chrono::TimeDelta::try_hours(221).unwrap() + chrono::TimeDelta::nanoseconds(7);
         }
-        for year in [-44, 0, 12_345] {
+        let extremes = [chrono::NaiveDate::MIN.year(), chrono::NaiveDate::MAX.year()];
+        for year in [-44, 0, 9_999, 10_000, 12_345].into_iter().chain(extremes) {
             let date = chrono::NaiveDate::from_ymd_opt(year, 3, 1)
                 .unwrap()
                 .and_hms_opt(0, 0, 0)
@@ -762,7 +807,7 @@ mod tests {
                 .and_utc();
             // Outside 0 to 9999, `format!`'s padding, as before (chrono's `%Y` adds a sign).
             assert_eq!(hive_date(&date), format!("{year:04}-03-01"));
-            assert_eq!(Partition::of(&date).year, format!("{year:04}"));
+            assert_eq!(Partition::of(&date).year(), format!("{year:04}"));
         }
     }
 
